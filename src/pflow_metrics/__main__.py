@@ -1,0 +1,3 @@
+from pflow_metrics.cli.app import main
+
+main()

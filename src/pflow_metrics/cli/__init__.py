@@ -1,0 +1,1 @@
+"""The `pflow-metrics` command: parses options and renders; the library decides."""

@@ -1,0 +1,69 @@
+"""The Typer app and the one place where errors become a line on stderr and an exit code.
+
+Command modules are registered here; each imports its heavy dependencies (llm, alembic,
+pocketflow, pricing data) inside the command, so that report commands start fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from pflow_metrics.cli import db as db_commands
+from pflow_metrics.cli.options import AppState
+from pflow_metrics.errors import EXIT_USAGE, PflowMetricsError
+
+app = typer.Typer(
+    name="pflow-metrics",
+    help="Run PocketFlow workflows and keep a ledger of their timings and LLM costs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    db: str = typer.Option(
+        None, "--db", metavar="URL_OR_PATH",
+        help="Ledger: a SQLAlchemy URL or a SQLite file path. Default: $PFLOW_METRICS_DB, "
+        "else $PFLOW_HOME/metrics.db.",
+    ),
+) -> None:
+    ctx.obj = AppState(db=db)
+
+
+app.add_typer(db_commands.app, name="db")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: expected errors are one line on stderr, never a traceback."""
+    try:
+        app(args=argv, prog_name="pflow-metrics", standalone_mode=False)
+    except PflowMetricsError as exc:
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except SystemExit as exc:
+        raise exc
+    except Exception as exc:  # click usage errors and anything unforeseen
+        import click
+
+        if isinstance(exc, click.exceptions.Abort):
+            _fail("aborted", 130)
+        if isinstance(exc, click.ClickException):
+            _fail(_one_line(exc.format_message()), exc.exit_code)
+        _fail(f"internal error: {type(exc).__name__}: {_one_line(str(exc))}", 1)
+    else:
+        sys.exit(0)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> None:
+    typer.echo(f"pflow-metrics: error: {message}", err=True)
+    sys.exit(code)

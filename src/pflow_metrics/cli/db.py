@@ -1,0 +1,56 @@
+"""`pflow-metrics db ...`: where the ledger is and which schema it has."""
+
+from __future__ import annotations
+
+import typer
+
+from pflow_metrics.cli.options import state
+
+app = typer.Typer(help="Inspect and upgrade the ledger database.", no_args_is_help=True)
+
+
+@app.command("path")
+def db_path(ctx: typer.Context) -> None:
+    """Print the ledger URL in use (the password hidden)."""
+    from pflow_metrics.config import ledger_url, sqlite_path
+    from pflow_metrics.ledger.engine import redact_url
+
+    url = ledger_url(state(ctx).db)
+    path = sqlite_path(url)
+    typer.echo(str(path) if path is not None else redact_url(url))
+
+
+@app.command("current")
+def db_current(ctx: typer.Context) -> None:
+    """Print the ledger's schema revision and whether it is the newest."""
+    from pflow_metrics.config import ledger_url
+    from pflow_metrics.ledger.engine import HEAD_REVISION, create_ledger_engine, ensure_schema
+
+    engine = create_ledger_engine(ledger_url(state(ctx).db))
+    try:
+        found = ensure_schema(engine, upgrade=False)
+    finally:
+        engine.dispose()
+    if found is None:
+        typer.echo(f"empty (head is {HEAD_REVISION}; it is created on first use or by `db upgrade`)")
+    elif found == HEAD_REVISION:
+        typer.echo(f"{found} (head)")
+    else:
+        typer.echo(f"{found} (head is {HEAD_REVISION}; run `pflow-metrics db upgrade`)")
+
+
+@app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Create the ledger or bring its schema to the newest revision."""
+    from pflow_metrics.config import ledger_url
+    from pflow_metrics.ledger.engine import HEAD_REVISION, create_ledger_engine, ensure_schema
+
+    engine = create_ledger_engine(ledger_url(state(ctx).db))
+    try:
+        found = ensure_schema(engine, upgrade=True)
+    finally:
+        engine.dispose()
+    if found == HEAD_REVISION:
+        typer.echo(f"already at {HEAD_REVISION} (head)")
+    else:
+        typer.echo(f"upgraded {found or 'empty ledger'} -> {HEAD_REVISION}")

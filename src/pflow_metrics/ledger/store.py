@@ -1,0 +1,336 @@
+"""The ledger's write and read API. Collectors call `begin_run` and `finish_run`; the CLI and
+export read run records back with `get_run` and `iter_runs`.
+
+    ledger = Ledger.open()            # the configured ledger, upgraded to head if needed
+    ledger.begin_run(record)          # status 'running' at once: a killed process leaves evidence
+    ledger.finish_run(record)         # nodes, calls and totals in one transaction; idempotent
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.exc import DBAPIError
+
+from pflow_metrics.config import ledger_url
+from pflow_metrics.errors import LedgerError, UsageError
+from pflow_metrics.ledger.engine import (
+    create_ledger_engine,
+    describe_db_error,
+    describe_location,
+    ensure_schema,
+    write_connection,
+)
+from pflow_metrics.ledger.models import LLMCall, NodeExecution, Run
+from pflow_metrics.record import LLMCallRecord, NodeRecord, RunRecord, Tokens, utcnow
+
+RUNS = Run.__table__
+NODES = NodeExecution.__table__
+CALLS = LLMCall.__table__
+RATE_KEYS = ("input", "output", "cache_read", "cache_creation")
+
+
+class Ledger:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str | None = None, *, upgrade: bool = True) -> Ledger:
+        """Open the ledger at `url` (default: --db / $PFLOW_METRICS_DB / $PFLOW_HOME/metrics.db)."""
+        engine = create_ledger_engine(ledger_url(url))
+        try:
+            ensure_schema(engine, upgrade=upgrade)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    @property
+    def location(self) -> str:
+        return describe_location(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def begin_run(self, record: RunRecord) -> None:
+        """Write the run row with its current status (normally 'running') straight away."""
+        with self._writing() as conn:
+            conn.execute(_upsert(conn, _run_row(record)))
+
+    def finish_run(self, record: RunRecord) -> None:
+        """Store the whole run: its row, node executions and LLM calls, in one transaction.
+
+        Idempotent by run id: the run's earlier rows are replaced, never duplicated.
+        """
+        self.finish_runs([record])
+
+    def finish_runs(self, records: Iterable[RunRecord]) -> int:
+        """`finish_run` for many records in one transaction (ingest uses it). Returns the count."""
+        count = 0
+        with self._writing() as conn:
+            for record in records:
+                conn.execute(_upsert(conn, _run_row(record)))
+                conn.execute(delete(NODES).where(NODES.c.run_id == record.run_id))
+                conn.execute(delete(CALLS).where(CALLS.c.run_id == record.run_id))
+                if record.nodes:
+                    conn.execute(NODES.insert(), _node_rows(record))
+                if record.llm_calls:
+                    conn.execute(CALLS.insert(), _call_rows(record))
+                count += 1
+        return count
+
+    def journal(self, record: RunRecord, nodes_written: int, calls_written: int) -> tuple[int, int]:
+        """Append the nodes and calls a running run finished since the last journal write and
+        refresh its heartbeat. Returns the new (nodes_written, calls_written)."""
+        nodes = _node_rows(record, nodes_written)
+        calls = _call_rows(record, calls_written)
+        with self._writing() as conn:
+            conn.execute(update(RUNS).where(RUNS.c.id == record.run_id).values(heartbeat_at=utcnow()))
+            if nodes:
+                conn.execute(NODES.insert(), nodes)
+            if calls:
+                conn.execute(CALLS.insert(), calls)
+        return nodes_written + len(nodes), calls_written + len(calls)
+
+    def set_status(self, run_id: str, status: str, error: str | None = None) -> None:
+        with self._writing() as conn:
+            conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(status=status, error=error))
+
+    def _writing(self):
+        return _Transaction(self.engine)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def resolve_run_id(self, prefix: str) -> str:
+        """The one run id starting with `prefix`; UsageError if none or several match."""
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self._reading() as conn:
+            ids = conn.execute(
+                select(RUNS.c.id).where(RUNS.c.id.like(pattern, escape="\\")).limit(2)
+            ).scalars().all()
+        if not ids:
+            raise UsageError(f"no run matches {prefix!r}")
+        if len(ids) > 1:
+            raise UsageError(f"several runs match {prefix!r}; give more of the run id")
+        return ids[0]
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run record for a run id or a unique prefix of one."""
+        records = list(self.iter_runs([self.resolve_run_id(run_id)]))
+        return records[0]
+
+    def iter_runs(self, run_ids: list[str]) -> Iterator[RunRecord]:
+        """Run records for the given ids, in the order given (ids not found are skipped)."""
+        with self._reading() as conn:
+            runs = {row.id: row for row in conn.execute(select(RUNS).where(RUNS.c.id.in_(run_ids)))}
+            nodes: dict[str, list] = {}
+            for row in conn.execute(
+                select(NODES).where(NODES.c.run_id.in_(run_ids)).order_by(NODES.c.run_id, NODES.c.seq)
+            ):
+                nodes.setdefault(row.run_id, []).append(row)
+            calls: dict[str, list] = {}
+            for row in conn.execute(
+                select(CALLS).where(CALLS.c.run_id.in_(run_ids)).order_by(CALLS.c.run_id, CALLS.c.seq)
+            ):
+                calls.setdefault(row.run_id, []).append(row)
+        for run_id in run_ids:
+            if run_id in runs:
+                yield _record_from_rows(runs[run_id], nodes.get(run_id, []), calls.get(run_id, []))
+
+    def _reading(self):
+        return _Transaction(self.engine, write=False)
+
+
+class _Transaction:
+    """A connection and transaction whose driver errors become one-line ledger errors."""
+
+    def __init__(self, engine: Engine, write: bool = True):
+        self.engine = engine
+        self.write = write
+
+    def __enter__(self):
+        try:
+            self.conn = write_connection(self.engine) if self.write else self.engine.connect()
+            self.tx = self.conn.begin()
+        except DBAPIError as exc:
+            raise describe_db_error(self.engine, exc) from None
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.tx.commit()
+            else:
+                self.tx.rollback()
+        except DBAPIError as error:
+            if exc_type is None:
+                raise describe_db_error(self.engine, error) from None
+        finally:
+            self.conn.close()
+        if isinstance(exc, DBAPIError):
+            raise describe_db_error(self.engine, exc) from None
+
+
+def _upsert(conn, row: dict[str, Any]):
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        raise LedgerError(f"unsupported ledger engine {conn.dialect.name}")
+    statement = insert(RUNS).values(row)
+    return statement.on_conflict_do_update(
+        index_elements=[RUNS.c.id], set_={key: statement.excluded[key] for key in row if key != "id"}
+    )
+
+
+def _run_row(record: RunRecord) -> dict[str, Any]:
+    ci = record.ci or {}
+    return {
+        "id": record.run_id,
+        "workflow": record.workflow,
+        "status": record.status,
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+        "heartbeat_at": record.ended_at or record.started_at,
+        "duration_ms": record.duration_ms,
+        "planner_duration_ms": record.planner_duration_ms,
+        "workflow_duration_ms": record.workflow_duration_ms,
+        "input_tokens": record.tokens.input,
+        "output_tokens": record.tokens.output,
+        "cache_creation_tokens": record.tokens.cache_creation,
+        "cache_read_tokens": record.tokens.cache_read,
+        "thinking_tokens": record.tokens.thinking,
+        "cost_usd": record.cost_usd,
+        "unpriced_calls": record.unpriced_calls,
+        "error": record.error,
+        "host": record.host,
+        "pid": record.pid,
+        "ci_provider": ci.get("provider"),
+        "ci_job_id": ci.get("job_id"),
+        "ci_git_sha": ci.get("git_sha"),
+        "ci_git_branch": ci.get("git_branch"),
+        "tags": record.tags,
+        "tool_version": record.tool_version,
+    }
+
+
+def _node_rows(record: RunRecord, start: int = 0) -> list[dict[str, Any]]:
+    return [
+        {
+            "run_id": record.run_id,
+            "seq": seq,
+            "node_id": node.node_id,
+            "node_type": node.node_type,
+            "phase": node.phase,
+            "start_offset_ms": node.start_offset_ms,
+            "duration_ms": node.duration_ms,
+            "status": node.status,
+            "attempts": node.attempts,
+            "action": node.action,
+            "error": node.error,
+            "items": node.items,
+        }
+        for seq, node in enumerate(record.nodes[start:], start)
+    ]
+
+
+def _call_rows(record: RunRecord, start: int = 0) -> list[dict[str, Any]]:
+    rows = []
+    for seq, call in enumerate(record.llm_calls[start:], start):
+        rates = call.rates or {}
+        rows.append(
+            {
+                "run_id": record.run_id,
+                "seq": seq,
+                "node_id": call.node_id,
+                "phase": call.phase,
+                "model": call.model,
+                "resolved_model": call.resolved_model,
+                "provider": call.provider,
+                "input_tokens": call.input_tokens,
+                "output_tokens": call.output_tokens,
+                "cache_creation_tokens": call.cache_creation_tokens,
+                "cache_read_tokens": call.cache_read_tokens,
+                "thinking_tokens": call.thinking_tokens,
+                "cost_usd": call.cost_usd,
+                "input_rate": rates.get("input"),
+                "output_rate": rates.get("output"),
+                "cache_read_rate": rates.get("cache_read"),
+                "cache_creation_rate": rates.get("cache_creation"),
+                "price_source": call.price_source,
+                "duration_ms": call.duration_ms,
+                "started_at": call.started_at,
+                "prompt": call.prompt,
+                "response": call.response,
+            }
+        )
+    return rows
+
+
+def _record_from_rows(run, nodes, calls) -> RunRecord:
+    ci = {
+        key: value
+        for key, value in (
+            ("provider", run.ci_provider),
+            ("job_id", run.ci_job_id),
+            ("git_sha", run.ci_git_sha),
+            ("git_branch", run.ci_git_branch),
+        )
+        if value
+    }
+    return RunRecord(
+        run_id=run.id,
+        workflow=run.workflow,
+        status=run.status,
+        started_at=run.started_at,
+        ended_at=run.ended_at,
+        duration_ms=run.duration_ms,
+        planner_duration_ms=run.planner_duration_ms,
+        workflow_duration_ms=run.workflow_duration_ms,
+        cost_usd=run.cost_usd,
+        unpriced_calls=run.unpriced_calls,
+        tokens=Tokens(
+            run.input_tokens, run.output_tokens, run.cache_creation_tokens, run.cache_read_tokens,
+            run.thinking_tokens,
+        ),
+        error=run.error,
+        host=run.host,
+        pid=run.pid,
+        ci=ci or None,
+        tags=run.tags or {},
+        tool_version=run.tool_version,
+        nodes=[
+            NodeRecord(
+                node_id=row.node_id, node_type=row.node_type, phase=row.phase,
+                duration_ms=row.duration_ms, status=row.status, attempts=row.attempts,
+                action=row.action, error=row.error, start_offset_ms=row.start_offset_ms,
+                items=row.items,
+            )
+            for row in nodes
+        ],
+        llm_calls=[_call_from_row(row) for row in calls],
+    )
+
+
+def _call_from_row(row) -> LLMCallRecord:
+    rates = {key: getattr(row, f"{key}_rate") for key in RATE_KEYS if getattr(row, f"{key}_rate") is not None}
+    return LLMCallRecord(
+        node_id=row.node_id, phase=row.phase, model=row.model, resolved_model=row.resolved_model,
+        provider=row.provider, input_tokens=row.input_tokens, output_tokens=row.output_tokens,
+        cache_creation_tokens=row.cache_creation_tokens, cache_read_tokens=row.cache_read_tokens,
+        thinking_tokens=row.thinking_tokens, cost_usd=row.cost_usd, rates=rates or None,
+        price_source=row.price_source, duration_ms=row.duration_ms, started_at=row.started_at,
+        prompt=row.prompt, response=row.response,
+    )
+

@@ -1,0 +1,60 @@
+"""Shared fixtures. `ledger_url` runs a test against a fresh SQLite file and a fresh
+PostgreSQL schema (the local server from .ci/run); each test gets its own."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+
+PG_URL = os.environ.get("PFLOW_TEST_PG_URL", "postgresql+psycopg://127.0.0.1:5432/test")
+
+
+@pytest.fixture(autouse=True)
+def pflow_home(tmp_path, monkeypatch):
+    """Every test gets its own PFLOW_HOME; nothing touches the real ~/.pflow."""
+    home = tmp_path / "pflow-home"
+    monkeypatch.setenv("PFLOW_HOME", str(home))
+    monkeypatch.delenv("PFLOW_METRICS_DB", raising=False)
+    for variable in ("CI", "GITHUB_ACTIONS", "GITLAB_CI"):
+        monkeypatch.delenv(variable, raising=False)
+    return home
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'ledger.db'}"
+
+
+@pytest.fixture
+def postgres_url():
+    """A PostgreSQL URL whose search_path is a new, empty schema, dropped after the test."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # pragma: no cover - the server is part of the test setup
+        pytest.fail(f"PostgreSQL at {PG_URL} is needed for this test: {exc}")
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def ledger_url(request):
+    """The same test on SQLite and on PostgreSQL."""
+    return request.getfixturevalue({"sqlite": "sqlite_url", "postgresql": "postgres_url"}[request.param])
+
+
+@pytest.fixture
+def ledger(ledger_url):
+    from pflow_metrics.ledger.store import Ledger
+
+    with Ledger.open(ledger_url) as opened:
+        yield opened
