@@ -8,10 +8,11 @@ export read run records back with `get_run` and `iter_runs`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, bindparam, delete, select, update
 from sqlalchemy.exc import DBAPIError
 
 from pflow_metrics.config import ledger_url
@@ -30,6 +31,11 @@ RUNS = Run.__table__
 NODES = NodeExecution.__table__
 CALLS = LLMCall.__table__
 RATE_KEYS = ("input", "output", "cache_read", "cache_creation")
+# Built once: statements with bound parameters are compiled once and cached by SQLAlchemy.
+DELETE_NODES = delete(NODES).where(NODES.c.run_id == bindparam("run_id"))
+DELETE_CALLS = delete(CALLS).where(CALLS.c.run_id == bindparam("run_id"))
+INSERT_NODES = NODES.insert()
+INSERT_CALLS = CALLS.insert()
 
 
 class Ledger:
@@ -65,7 +71,7 @@ class Ledger:
     def begin_run(self, record: RunRecord) -> None:
         """Write the run row with its current status (normally 'running') straight away."""
         with self._writing() as conn:
-            conn.execute(_upsert(conn, _run_row(record)))
+            _upsert(conn, _run_row(record))
 
     def finish_run(self, record: RunRecord) -> None:
         """Store the whole run: its row, node executions and LLM calls, in one transaction.
@@ -79,13 +85,13 @@ class Ledger:
         count = 0
         with self._writing() as conn:
             for record in records:
-                conn.execute(_upsert(conn, _run_row(record)))
-                conn.execute(delete(NODES).where(NODES.c.run_id == record.run_id))
-                conn.execute(delete(CALLS).where(CALLS.c.run_id == record.run_id))
+                _upsert(conn, _run_row(record))
+                conn.execute(DELETE_NODES, {"run_id": record.run_id})
+                conn.execute(DELETE_CALLS, {"run_id": record.run_id})
                 if record.nodes:
-                    conn.execute(NODES.insert(), _node_rows(record))
+                    conn.execute(INSERT_NODES, _node_rows(record))
                 if record.llm_calls:
-                    conn.execute(CALLS.insert(), _call_rows(record))
+                    conn.execute(INSERT_CALLS, _call_rows(record))
                 count += 1
         return count
 
@@ -97,9 +103,9 @@ class Ledger:
         with self._writing() as conn:
             conn.execute(update(RUNS).where(RUNS.c.id == record.run_id).values(heartbeat_at=utcnow()))
             if nodes:
-                conn.execute(NODES.insert(), nodes)
+                conn.execute(INSERT_NODES, nodes)
             if calls:
-                conn.execute(CALLS.insert(), calls)
+                conn.execute(INSERT_CALLS, calls)
         return nodes_written + len(nodes), calls_written + len(calls)
 
     def set_status(self, run_id: str, status: str, error: str | None = None) -> None:
@@ -182,15 +188,22 @@ class _Transaction:
 
 
 def _upsert(conn, row: dict[str, Any]):
-    if conn.dialect.name == "postgresql":
+    """INSERT ... ON CONFLICT (id) DO UPDATE for the run row, built once per engine kind."""
+    return conn.execute(_upsert_statement(conn.dialect.name), row)
+
+
+@functools.cache
+def _upsert_statement(dialect: str):
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
-    elif conn.dialect.name == "sqlite":
+    elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     else:
-        raise LedgerError(f"unsupported ledger engine {conn.dialect.name}")
-    statement = insert(RUNS).values(row)
+        raise LedgerError(f"unsupported ledger engine {dialect}")
+    statement = insert(RUNS)
     return statement.on_conflict_do_update(
-        index_elements=[RUNS.c.id], set_={key: statement.excluded[key] for key in row if key != "id"}
+        index_elements=[RUNS.c.id],
+        set_={column.name: statement.excluded[column.name] for column in RUNS.c if column.name != "id"},
     )
 
 

@@ -1,0 +1,68 @@
+"""The instrumentation's door into the ledger: it never raises, and nothing is lost."""
+
+import json
+import stat
+import time
+
+import pytest
+
+from pflow_metrics.ledger.spool import spooled_files
+from pflow_metrics.ledger.store import Ledger
+from pflow_metrics.ledger.writer import JOURNAL_INTERVAL_S, LedgerWarning, RunWriter
+from pflow_metrics.record import NodeRecord
+from tests.factories import make_run
+
+DOWN = "postgresql+psycopg://127.0.0.1:1/none"  # nothing listens on port 1
+
+
+def test_a_finished_run_lands_in_the_ledger(ledger_url):
+    record = make_run(calls=[{}, {}])
+    writer = RunWriter(ledger_url, record)
+    writer.begin()
+    assert writer.finish() is None
+    with Ledger.open(ledger_url) as ledger:
+        assert len(ledger.get_run(record.run_id).llm_calls) == 2
+
+
+def test_an_unreachable_ledger_spools_the_record_with_one_warning(pflow_home):
+    record = make_run()
+    writer = RunWriter(DOWN, record)
+    writer.begin()
+    with pytest.warns(LedgerWarning, match="spooled to"):
+        message = writer.finish()
+
+    assert "spool" in message
+    (spooled,) = spooled_files()
+    assert json.loads(spooled.read_text())["run_id"] == record.run_id
+    assert stat.S_IMODE(spooled.stat().st_mode) == 0o600
+
+
+def test_spooled_records_land_when_the_ledger_can_be_written_again(ledger_url):
+    lost = make_run(workflow="while-the-ledger-was-down")
+    down = RunWriter(DOWN, lost)
+    down.begin()
+    with pytest.warns(LedgerWarning):
+        down.finish()
+
+    later = RunWriter(ledger_url, make_run())
+    later.begin()
+    later.finish()
+
+    assert spooled_files() == []
+    with Ledger.open(ledger_url) as ledger:
+        assert ledger.get_run(lost.run_id).workflow == "while-the-ledger-was-down"
+
+
+def test_progress_is_journalled_before_the_run_finishes(ledger_url):
+    record = make_run(status="running", calls=[], nodes=0)
+    writer = RunWriter(ledger_url, record)
+    writer.begin()
+    record.nodes.append(NodeRecord(node_id="first", node_type="EchoNode"))
+    writer.progress()
+    time.sleep(JOURNAL_INTERVAL_S * 3)  # let a grouped write happen; we never finish this run
+
+    with Ledger.open(ledger_url) as ledger:
+        stored = ledger.get_run(record.run_id)
+    assert stored.status == "running"
+    assert [node.node_id for node in stored.nodes] == ["first"]
+    writer.finish()
