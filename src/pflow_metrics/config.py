@@ -43,7 +43,7 @@ def sqlite_path(url: str) -> Path | None:
     if not url.startswith("sqlite"):
         return None
     path = url.split(":///", 1)[1] if ":///" in url else ""
-    path = path.split("?", 1)[0]
+    path = path.split("?", 1)[0].removeprefix("file:")  # sqlite:///file:/x.db?mode=ro&uri=true
     if not path or path == ":memory:":
         return None
     return Path(path)

@@ -109,3 +109,11 @@ def test_checking_a_ledger_at_head_does_not_import_alembic(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_a_world_readable_ledger_gets_a_warning(tmp_path):
+    path = tmp_path / "shared.db"
+    Ledger.open(str(path)).close()
+    path.chmod(0o644)
+    with pytest.warns(UserWarning, match="can be read by other users"):
+        Ledger.open(str(path)).close()

@@ -66,3 +66,35 @@ def test_progress_is_journalled_before_the_run_finishes(ledger_url):
     assert stored.status == "running"
     assert [node.node_id for node in stored.nodes] == ["first"]
     writer.finish()
+
+
+def test_a_read_only_ledger_spools_instead_of_failing(tmp_path, pflow_home):
+    path = tmp_path / "ledger.db"
+    Ledger.open(str(path)).close()
+    read_only = f"sqlite:///file:{path}?mode=ro&uri=true"
+    record = make_run()
+    writer = RunWriter(read_only, record)
+    writer.begin()
+    with pytest.warns(LedgerWarning, match="readonly"):
+        writer.finish()
+    assert [p.stem for p in spooled_files()] == [record.run_id]
+
+
+def test_a_lock_held_past_the_timeout_spools_instead_of_failing(tmp_path, pflow_home, monkeypatch):
+    import sqlite3
+
+    path = tmp_path / "ledger.db"
+    Ledger.open(str(path)).close()
+    monkeypatch.setenv("PFLOW_SQLITE_BUSY_TIMEOUT_MS", "200")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock for good
+    try:
+        record = make_run()
+        writer = RunWriter(str(path), record)
+        writer.begin()
+        with pytest.warns(LedgerWarning, match="locked"):
+            writer.finish()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert [p.stem for p in spooled_files()] == [record.run_id]

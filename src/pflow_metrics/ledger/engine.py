@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from pflow_metrics.errors import LedgerError, LedgerUnavailable
 REVISIONS = ("0001",)
 HEAD_REVISION = REVISIONS[-1]
 
+# How long a writer waits for another one; PFLOW_SQLITE_BUSY_TIMEOUT_MS overrides it.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_HEADER = b"SQLite format 3\x00"
 WRITE_OPTION = "pflow_write"
@@ -58,7 +60,8 @@ def _configure_sqlite_connection(dbapi_connection, _record) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        timeout = int(os.environ.get("PFLOW_SQLITE_BUSY_TIMEOUT_MS") or SQLITE_BUSY_TIMEOUT_MS)
+        cursor.execute(f"PRAGMA busy_timeout = {timeout}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
@@ -81,6 +84,11 @@ def _prepare_sqlite_file(path: Path) -> None:
                 header = handle.read(len(SQLITE_HEADER))
             if header and header != SQLITE_HEADER:
                 raise LedgerError(f"ledger {path} is not a SQLite database; move it away or pass --db")
+        if path.stat().st_mode & 0o077:
+            warnings.warn(
+                f"ledger {path} can be read by other users; `chmod 600 {path}` keeps prompts and costs private",
+                stacklevel=4,
+            )
         return
     try:
         private_dir(path.parent)

@@ -7,6 +7,7 @@ finishes with the ledger writable.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import warnings
@@ -15,9 +16,27 @@ from pflow_metrics.errors import PflowMetricsError
 from pflow_metrics.ledger.spool import drain_spool, spool_record
 from pflow_metrics.record import RunRecord
 
-# Journal writes are grouped: at most one commit per interval, and a pending one is written by
-# a timer, so that nodes finished a second before a SIGKILL are in the ledger.
+# Journal writes are grouped: at most one commit per interval, written by a background thread,
+# so that nodes finished a second before a SIGKILL are in the ledger and the workflow thread never
+# waits on the database. The heartbeat lets other hosts tell a live run from a dead one.
 JOURNAL_INTERVAL_S = 0.5
+HEARTBEAT_INTERVAL_S = 60.0
+
+
+# One open ledger per URL and process: opening (engine, schema check) costs more than a flush.
+_open_ledgers: dict[tuple[str, int], object] = {}
+
+
+def shared_ledger(url: str | None):
+    """The process's open Ledger for `url`, opened (and upgraded) on first use."""
+    from pflow_metrics.config import ledger_url
+    from pflow_metrics.ledger.store import Ledger
+
+    key = (ledger_url(url), os.getpid())
+    ledger = _open_ledgers.get(key)
+    if ledger is None:
+        ledger = _open_ledgers[key] = Ledger.open(key[0])
+    return ledger
 
 
 class LedgerWarning(UserWarning):
@@ -32,62 +51,69 @@ class RunWriter:
         self.spooled_to = None
         self._problem: PflowMetricsError | None = None
         self._written = (0, 0)
-        self._last_write = 0.0
-        self._timer: threading.Timer | None = None
-        self._lock = threading.Lock()
+        self._pending = False
+        self._stopped = False
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
 
     def begin(self) -> None:
-        """Open the ledger and write the run row with status 'running'."""
-        from pflow_metrics.ledger.store import Ledger
-
+        """Open the ledger, write the run row with status 'running', start the journal thread."""
         try:
-            self.ledger = Ledger.open(self.url)
+            self.ledger = shared_ledger(self.url)
             self.ledger.begin_run(self.record)
-            self._last_write = time.perf_counter()
         except PflowMetricsError as exc:
             self._problem = exc
+            return
+        self._thread = threading.Thread(target=self._journal_loop, name="pflow-metrics-journal", daemon=True)
+        self._thread.start()
 
     def progress(self) -> None:
-        """Call after nodes or calls were appended to the record; commits are grouped."""
-        if self.ledger is None or self._problem is not None:
-            return
-        wait = JOURNAL_INTERVAL_S - (time.perf_counter() - self._last_write)
-        if wait <= 0:
-            self._journal()
-        elif self._timer is None:
-            self._timer = threading.Timer(wait, self._journal)
-            self._timer.daemon = True
-            self._timer.start()
+        """Call after nodes or calls were appended to the record; the journal thread writes them."""
+        if self._thread is not None:
+            with self._wake:
+                self._pending = True
+                self._wake.notify()
 
-    def _journal(self) -> None:
-        with self._lock:
-            self._timer = None
-            if self.ledger is None or self._problem is not None:
-                return
+    def _journal_loop(self) -> None:
+        last_write = time.perf_counter()
+        while True:
+            with self._wake:
+                if not self._pending:
+                    self._wake.wait(HEARTBEAT_INTERVAL_S)
+                if self._stopped:
+                    return
+            # Group what arrives within the interval into one commit.
+            time.sleep(max(0.0, last_write + JOURNAL_INTERVAL_S - time.perf_counter()))
+            with self._wake:
+                if self._stopped:
+                    return
+                self._pending = False
             try:
                 self._written = self.ledger.journal(self.record, *self._written)
             except PflowMetricsError as exc:
                 self._problem = exc
-            self._last_write = time.perf_counter()
+                return
+            last_write = time.perf_counter()
+
+    def _stop_journal(self) -> None:
+        if self._thread is not None:
+            with self._wake:
+                self._stopped = True
+                self._wake.notify()
+            self._thread.join()
+            self._thread = None
 
     def finish(self) -> str | None:
         """Write the finished run. Returns a warning line when it had to be spooled instead."""
-        with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            ledger, self.ledger = self.ledger, None
+        self._stop_journal()
         try:
-            if ledger is None:
+            if self.ledger is None:
                 raise self._problem or PflowMetricsError("ledger was not opened")
-            ledger.finish_run(self.record)
-            drain_spool(ledger)
+            self.ledger.finish_run(self.record)
+            drain_spool(self.ledger)
             return None
         except PflowMetricsError as exc:
             problem = exc
-        finally:
-            if ledger is not None:
-                ledger.close()
         try:
             self.spooled_to = spool_record(self.record)
         except OSError as exc:
