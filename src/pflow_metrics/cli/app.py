@@ -12,6 +12,7 @@ import typer
 
 from pflow_metrics.cli import db as db_commands
 from pflow_metrics.cli.options import AppState
+from pflow_metrics.cli.run import run as run_command
 from pflow_metrics.errors import EXIT_USAGE, PflowMetricsError
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ def main_options(
 
 
 app.add_typer(db_commands.app, name="db")
+app.command("run")(run_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -54,3 +54,21 @@ def db_upgrade(ctx: typer.Context) -> None:
         typer.echo(f"already at {HEAD_REVISION} (head)")
     else:
         typer.echo(f"upgraded {found or 'empty ledger'} -> {HEAD_REVISION}")
+
+
+@app.command("check")
+def db_check(ctx: typer.Context) -> None:
+    """Report the schema state, runs left 'running' by dead processes, and spooled run records."""
+    from pflow_metrics.config import ledger_url
+    from pflow_metrics.ledger.engine import HEAD_REVISION, create_ledger_engine, ensure_schema
+    from pflow_metrics.ledger.spool import spooled_files
+
+    engine = create_ledger_engine(ledger_url(state(ctx).db))
+    try:
+        found = ensure_schema(engine, upgrade=False)
+    finally:
+        engine.dispose()
+    schema = "empty" if found is None else f"{found}" + (" (head)" if found == HEAD_REVISION else f" (head is {HEAD_REVISION})")
+    typer.echo(f"schema: {schema}")
+    spooled = spooled_files()
+    typer.echo(f"spooled run records: {len(spooled)}" + (f" in {spooled[0].parent}" if spooled else ""))

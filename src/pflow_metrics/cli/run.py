@@ -1,0 +1,207 @@
+"""`pflow-metrics run`: run a workflow file, or plan one from a request, and record the run.
+
+Exit codes: 0 success, 1 the workflow failed or its budget stopped it, 2 usage or validation
+error (nothing recorded), 130/143 stopped by SIGINT/SIGTERM (recorded as failed).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from pflow_metrics.cli.options import state
+from pflow_metrics.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+class StoppedBySignal(KeyboardInterrupt):
+    """Raised in the CLI process (never by the library) when SIGINT or SIGTERM arrives."""
+
+    def __init__(self, signum: int):
+        self.exit_code = 128 + signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+
+def run(
+    ctx: typer.Context,
+    args: list[str] = typer.Argument(None, metavar="[FILE] [NAME=VALUE]...",
+                                     help="The workflow file (unless --plan), then its inputs."),
+    output_format: OutputFormat = typer.Option(OutputFormat.text, "--output-format",
+                                               help="json: one JSON object on stdout, with metrics."),
+    trace: bool = typer.Option(False, "--trace", help="Write a workflow trace to $PFLOW_HOME/debug."),
+    trace_planner: bool = typer.Option(False, "--trace-planner", help="Write the planner's prompts and answers."),
+    no_ledger: bool = typer.Option(False, "--no-ledger", help="Do not record the run."),
+    budget_usd: float = typer.Option(None, "--budget-usd", help="Stop before the next node once cost passes this."),
+    tag: list[str] = typer.Option(None, "--tag", metavar="K=V", help="Tag the run (repeatable)."),
+    plan: str = typer.Option(None, "--plan", metavar="REQUEST", help="Let an LLM write the workflow, then run it."),
+    planner_model: str = typer.Option(None, "--planner-model", help="The llm model the planner uses."),
+    save: Path = typer.Option(None, "--save", help="Keep the planned workflow in this file."),
+    store_prompts: bool = typer.Option(False, "--store-prompts", help="Keep prompts and answers in the ledger."),
+) -> None:
+    """Run a JSON workflow (or plan one with --plan) and record its timings and LLM costs."""
+    from pflow_metrics.config import ledger_url
+    from pflow_metrics.runtime.ir import WorkflowInvalid, load_workflow
+    from pflow_metrics.runtime.runner import Plan, check_workflow, run_workflow
+
+    args = list(args or [])
+    if plan is None and (trace_planner or planner_model or save):
+        raise UsageError("--trace-planner, --planner-model and --save need --plan")
+    if plan is None and (not args or "=" in args[0]):
+        raise UsageError("give a workflow FILE, or a request with --plan")
+    if budget_usd is not None and budget_usd <= 0:
+        raise UsageError(f"--budget-usd must be more than 0, got {budget_usd}")
+    source = None if plan is not None else args.pop(0)
+    given = _pairs(args, "input")
+    try:
+        ir = None if source is None else load_workflow(source)
+        if ir is not None:
+            check_workflow(ir, given)
+    except WorkflowInvalid as invalid:
+        for error in invalid.errors:
+            typer.echo(f"pflow-metrics: error: {error}", err=True)
+        raise SystemExit(EXIT_USAGE) from None
+
+    with _signals_raise():
+        outcome = run_workflow(
+            ir, given,
+            workflow=Path(source).stem if source else "planned",
+            plan=Plan(plan, planner_model, trace_planner, save) if plan is not None else None,
+            ledger=False if no_ledger else ledger_url(state(ctx).db),
+            trace=trace, budget_usd=budget_usd, tags=_pairs(tag or [], "--tag") or None,
+            store_prompts=store_prompts,
+            progress=_show_progress if sys.stderr.isatty() else None,
+        )
+    _report(outcome, output_format)
+    raise SystemExit(_exit_code(outcome.error))
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"{what} {item!r}: expected NAME=VALUE")
+        pairs[name] = value
+    return pairs
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """SIGINT and SIGTERM raise StoppedBySignal, so the run is recorded as stopped, not lost."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise StoppedBySignal(signum)
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _show_progress(node_id: str, event: str, seconds: float) -> None:
+    if event == "start":
+        typer.echo(f"▸ {node_id} …", err=True)
+    else:
+        typer.echo(f"{'✓' if event == 'done' else '✗'} {node_id} {seconds:.2f}s", err=True)
+
+
+def _exit_code(error: BaseException | None) -> int:
+    if error is None:
+        return EXIT_OK
+    if isinstance(error, StoppedBySignal):
+        return error.exit_code
+    if isinstance(error, KeyboardInterrupt):
+        return 130
+    return EXIT_FAILURE
+
+
+def _report(outcome: Any, output_format: OutputFormat) -> None:
+    result = outcome.result
+    if getattr(result, "ledger_warning", None):
+        typer.echo(f"pflow-metrics: warning: {_one_line(result.ledger_warning)}", err=True)
+    if outcome.planner_trace_path:
+        typer.echo(f"planner trace: {outcome.planner_trace_path}", err=True)
+    if outcome.saved_workflow:
+        typer.echo(f"planned workflow saved to {outcome.saved_workflow}", err=True)
+    if output_format is OutputFormat.json:
+        typer.echo(json.dumps(json_result(outcome), default=str))
+        return
+    for name, value in outcome.outputs.items():
+        text = value.rstrip("\n") if isinstance(value, str) else json.dumps(value, default=str)
+        typer.echo(f"{name}: {text}")
+    if outcome.error is not None:
+        where = f"node '{outcome.failed_node}' failed: " if outcome.failed_node else ""
+        typer.echo(f"pflow-metrics: error: {where}{_error_text(outcome.error)}", err=True)
+    typer.echo(summary_line(result))
+    if result.trace_path:
+        typer.echo(f"trace: {result.trace_path}")
+
+
+def json_result(outcome: Any) -> dict[str, Any]:
+    result = outcome.result
+    summary = result.summary or {}
+    body: dict[str, Any] = {
+        "result": outcome.outputs if outcome.error is None else None,
+        "is_error": outcome.error is not None,
+        "duration_ms": summary.get("duration_ms"),
+        "metrics": summary.get("metrics", {}),
+        "run_id": result.run_id,
+        "trace_path": str(result.trace_path) if result.trace_path else None,
+    }
+    if outcome.error is not None:
+        body["error"] = {
+            "message": _error_text(outcome.error),
+            "node_id": outcome.failed_node,
+            "type": type(outcome.error).__name__,
+        }
+    return body
+
+
+def summary_line(result: Any) -> str:
+    summary = result.summary or {}
+    total = summary.get("metrics", {}).get("total", {})
+    parts = [
+        result.status,
+        f"{(summary.get('duration_ms') or 0) / 1000:.2f}s",
+        f"{total.get('nodes_executed', 0)} nodes",
+        f"{total.get('input_tokens', 0)} in / {total.get('output_tokens', 0)} out tokens",
+        _cost_text(total),
+    ]
+    if result.run_id:
+        parts.append(f"run {result.run_id[:8]}")
+    return " · ".join(parts)
+
+
+def _cost_text(total: dict[str, Any]) -> str:
+    unpriced = total.get("unpriced_models")
+    if unpriced:
+        partial = total.get("partial_cost_usd") or 0
+        return f"≥ ${partial:.6f} ({', '.join(unpriced)} unpriced)"
+    return f"${total.get('cost_usd') or 0:.6f}"
+
+
+def _error_text(error: BaseException) -> str:
+    text = _one_line(str(error))
+    return text or type(error).__name__
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())

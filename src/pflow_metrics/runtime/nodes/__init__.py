@@ -1,0 +1,1 @@
+"""The built-in node types, registered under the `pflow_metrics.node_types` entry-point group."""

@@ -1,0 +1,140 @@
+"""The runtime's node wrappers: [ProgressNodeWrapper ->] NamespacedNodeWrapper ->
+TemplateAwareNodeWrapper -> node.
+
+All are PocketFlow nodes themselves (so `>>` and `- "action" >>` work on them and Flow's
+`copy.copy` at every step copies them like any node) and delegate every other attribute to
+the node they wrap, so the instrumentation outside them sees `node_id` and the node's own
+attributes.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any
+
+from pocketflow import BaseNode
+
+from pflow_metrics.runtime import templates
+
+_PICKLE_HOOKS = ("__setstate__", "__getstate__", "__getnewargs__", "__getnewargs_ex__")
+
+
+class _DelegatingWrapper(BaseNode):
+    def __init__(self, inner_node: BaseNode, node_id: str):
+        super().__init__()
+        self.inner_node = inner_node
+        self.node_id = node_id
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for attributes the wrapper lacks. Pickle and copy probe these hooks on a
+        # half-built object whose `inner_node` is not set yet: answering would recurse.
+        if name in _PICKLE_HOOKS or name == "inner_node":
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+        return getattr(object.__getattribute__(self, "inner_node"), name)
+
+
+def _is_root_key(key: object) -> bool:
+    return isinstance(key, str) and key.startswith("__") and key.endswith("__")
+
+
+class NamespacedStore(MutableMapping):
+    """The shared store as one node sees it: writes go to `shared[node_id]`, `__x__` keys stay
+    at the root, and reads look in the node's namespace first, then at the root."""
+
+    def __init__(self, root: MutableMapping, namespace: str):
+        self.root = root
+        self.namespace = namespace
+
+    def _own(self, create: bool = False) -> dict | None:
+        own = self.root.get(self.namespace)
+        if own is None and create:
+            own = self.root[self.namespace] = {}
+        return own if isinstance(own, dict) else None
+
+    def __getitem__(self, key: str) -> Any:
+        own = None if _is_root_key(key) else self._own()
+        if own is not None and key in own:
+            return own[key]
+        return self.root[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if _is_root_key(key):
+            self.root[key] = value
+        else:
+            self._own(create=True)[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        own = None if _is_root_key(key) else self._own()
+        if own is not None and key in own:
+            del own[key]
+        else:
+            del self.root[key]
+
+    def __iter__(self) -> Iterator[str]:
+        own = self._own() or {}
+        yield from own
+        yield from (key for key in self.root if key not in own)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return f"NamespacedStore({self.namespace!r})"
+
+
+class NamespacedNodeWrapper(_DelegatingWrapper):
+    """Runs the wrapped node against a NamespacedStore of the shared store."""
+
+    def set_params(self, params: dict) -> None:
+        super().set_params(params)
+        self.inner_node.set_params(params)
+
+    def _run(self, shared: MutableMapping) -> Any:
+        return self.inner_node._run(NamespacedStore(shared, self.node_id))
+
+
+class TemplateAwareNodeWrapper(_DelegatingWrapper):
+    """Resolves the node's template params against the shared store just before it runs.
+
+    `template_resolutions` maps each template path to the value it had, for the trace.
+    """
+
+    def __init__(self, inner_node: BaseNode, node_id: str, template_params: dict[str, Any]):
+        super().__init__(inner_node, node_id)
+        self.template_params = template_params
+        self.template_resolutions: dict[str, Any] = {}
+
+    def _run(self, shared: MutableMapping) -> Any:
+        resolutions: dict[str, Any] = {}
+        resolved = templates.resolve(self.template_params, shared, resolutions)
+        self.template_resolutions = resolutions
+        # A copy per run, as Flow does: the resolved params never leak into the next run.
+        node = copy.copy(self.inner_node)
+        node.set_params({**self.params, **resolved})
+        return node._run(shared)
+
+
+class ProgressNodeWrapper(_DelegatingWrapper):
+    """Tells `report(node_id, event, seconds)` when the node starts ("start") and ends
+    ("done" or "failed"); the CLI shows it on a terminal. Sits just inside the instrumentation."""
+
+    def __init__(self, inner_node: BaseNode, node_id: str, report: Callable[[str, str, float], None]):
+        super().__init__(inner_node, node_id)
+        self.report = report
+
+    def set_params(self, params: dict) -> None:
+        super().set_params(params)
+        self.inner_node.set_params(params)
+
+    def _run(self, shared: MutableMapping) -> Any:
+        self.report(self.node_id, "start", 0.0)
+        started = time.perf_counter()
+        try:
+            action = self.inner_node._run(shared)
+        except BaseException:
+            self.report(self.node_id, "failed", time.perf_counter() - started)
+            raise
+        self.report(self.node_id, "done", time.perf_counter() - started)
+        return action
