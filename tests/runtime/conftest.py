@@ -69,18 +69,3 @@ def write_workflow(tmp_path):
         return path
 
     return write
-
-
-def _has_run_session() -> bool:
-    try:
-        from pflow_metrics.instrumentation import RunSession  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-# The CLI and planner tests run workflows through RunSession (issue 3). Until it lands they are
-# skipped with this reason (shown by -ra), never silently passed.
-needs_run_session = pytest.mark.skipif(
-    not _has_run_session(), reason="needs pflow_metrics.instrumentation.RunSession (issue 3)"
-)

@@ -12,9 +12,7 @@ from typer.testing import CliRunner
 from pflow_metrics.cli.app import app
 from pflow_metrics.ledger.store import Ledger
 
-from .conftest import needs_run_session
 
-pytestmark = needs_run_session
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 

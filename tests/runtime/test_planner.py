@@ -11,9 +11,8 @@ from typer.testing import CliRunner
 from pflow_metrics.cli.app import app
 from pflow_metrics.ledger.store import Ledger
 
-from .conftest import INVALID_PLAN, VALID_PLAN, needs_run_session
+from .conftest import INVALID_PLAN, VALID_PLAN
 
-pytestmark = needs_run_session
 
 
 def plan(*args: str, db: str | None = None):

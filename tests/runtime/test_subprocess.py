@@ -14,9 +14,7 @@ import pytest
 
 from pflow_metrics.ledger.store import Ledger
 
-from .conftest import needs_run_session
 
-pytestmark = needs_run_session
 
 EXE = str(Path(sys.executable).with_name("pflow-metrics"))
 EXAMPLES = Path(__file__).parents[2] / "examples"

@@ -9,7 +9,6 @@ attributes.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
@@ -110,10 +109,14 @@ class TemplateAwareNodeWrapper(_DelegatingWrapper):
         resolutions: dict[str, Any] = {}
         resolved = templates.resolve(self.template_params, shared, resolutions)
         self.template_resolutions = resolutions
-        # A copy per run, as Flow does: the resolved params never leak into the next run.
-        node = copy.copy(self.inner_node)
-        node.set_params({**self.params, **resolved})
-        return node._run(shared)
+        # Set on the node itself (not a copy: the instrumentation counts attempts on the node
+        # it was given) and put back afterwards, so resolved params never leak into the next run.
+        unresolved = self.inner_node.params
+        self.inner_node.set_params({**self.params, **resolved})
+        try:
+            return self.inner_node._run(shared)
+        finally:
+            self.inner_node.set_params(unresolved)
 
 
 class ProgressNodeWrapper(_DelegatingWrapper):
