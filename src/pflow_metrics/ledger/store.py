@@ -9,6 +9,8 @@ export read run records back with `get_run` and `iter_runs`.
 from __future__ import annotations
 
 import functools
+import os
+from datetime import timedelta
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -16,6 +18,7 @@ from sqlalchemy import Engine, bindparam, delete, select, update
 from sqlalchemy.exc import DBAPIError
 
 from pflow_metrics.config import ledger_url
+from pflow_metrics.context import host_name
 from pflow_metrics.errors import LedgerError, UsageError
 from pflow_metrics.ledger.engine import (
     create_ledger_engine,
@@ -108,9 +111,32 @@ class Ledger:
                 conn.execute(INSERT_CALLS, calls)
         return nodes_written + len(nodes), calls_written + len(calls)
 
-    def set_status(self, run_id: str, status: str, error: str | None = None) -> None:
-        with self._writing() as conn:
-            conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(status=status, error=error))
+    def mark_crashed_runs(self, crash_after: timedelta | None = None) -> int:
+        """Mark runs left 'running' by processes that are gone as 'crashed'. Returns how many.
+
+        On this host a run is dead when its pid is; elsewhere when its heartbeat is older than
+        `crash_after` (default $PFLOW_CRASH_AFTER seconds, else 10 minutes).
+        """
+        crash_after = crash_after or timedelta(seconds=float(os.environ.get("PFLOW_CRASH_AFTER") or 600))
+        here = host_name()
+        stale = utcnow() - crash_after
+        with self._reading() as conn:
+            running = conn.execute(
+                select(RUNS.c.id, RUNS.c.host, RUNS.c.pid, RUNS.c.heartbeat_at).where(RUNS.c.status == "running")
+            ).all()
+        dead = [
+            run.id for run in running
+            if (run.host == here and run.pid is not None and not _pid_alive(run.pid))
+            or (run.host != here and run.heartbeat_at is not None and run.heartbeat_at < stale)
+        ]
+        if dead:
+            with self._writing() as conn:
+                conn.execute(
+                    update(RUNS)
+                    .where(RUNS.c.id.in_(dead), RUNS.c.status == "running")
+                    .values(status="crashed", error="the process recording this run died before it finished")
+                )
+        return len(dead)
 
     def _writing(self):
         return _Transaction(self.engine)
@@ -155,6 +181,16 @@ class Ledger:
 
     def _reading(self):
         return _Transaction(self.engine, write=False)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
 
 
 class _Transaction:
