@@ -11,6 +11,7 @@ import sys
 import typer
 
 from pflow_metrics.cli import db as db_commands
+from pflow_metrics.cli import trace as trace_commands
 from pflow_metrics.cli.options import AppState
 from pflow_metrics.cli.run import run as run_command
 from pflow_metrics.errors import EXIT_USAGE, PflowMetricsError
@@ -38,6 +39,7 @@ def main_options(
 
 app.add_typer(db_commands.app, name="db")
 app.command("run")(run_command)
+app.add_typer(trace_commands.app, name="trace")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,12 +1,28 @@
-"""Instrumentation: the metrics collector, the node wrapper, `llm` capture, tracing, and the
-library API (`instrument`, `record_llm_call`, `RunSession`)."""
+"""Instrumentation for any PocketFlow flow: metrics, LLM usage capture, tracing, the ledger.
 
-from pflow_metrics.instrumentation.api import TrackedFlow, instrument, record_llm_call
-from pflow_metrics.instrumentation.collector import MetricsCollector
-from pflow_metrics.instrumentation.session import RunResult, RunSession
-from pflow_metrics.instrumentation.wrapper import BudgetExceeded, InstrumentedNodeWrapper, MetricsWarning
+`import pflow_metrics.instrumentation` loads neither `llm` nor genai-prices; pocketflow is
+loaded when a flow is instrumented. Public names load lazily.
+"""
 
-__all__ = [
-    "BudgetExceeded", "InstrumentedNodeWrapper", "MetricsCollector", "MetricsWarning", "RunResult",
-    "RunSession", "TrackedFlow", "instrument", "record_llm_call",
-]
+_LAZY = {
+    "RunSession": "pflow_metrics.instrumentation.session",
+    "RunResult": "pflow_metrics.instrumentation.session",
+    "MetricsCollector": "pflow_metrics.instrumentation.collector",
+    "InstrumentedNodeWrapper": "pflow_metrics.instrumentation.wrapper",
+    "WorkflowTraceCollector": "pflow_metrics.instrumentation.trace",
+    "BudgetExceeded": "pflow_metrics.instrumentation.errors",
+    "MetricsWarning": "pflow_metrics.instrumentation.errors",
+    "TrackedFlow": "pflow_metrics.instrumentation.api",
+    "instrument": "pflow_metrics.instrumentation.api",
+    "record_llm_call": "pflow_metrics.instrumentation.api",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pflow_metrics.instrumentation' has no attribute {name!r}")

@@ -1,82 +1,67 @@
-"""The library API: `instrument(flow, workflow=...)` and `record_llm_call(shared, ...)`.
-
-    from pflow_metrics import instrument
-    tracked = instrument(flow, workflow="nightly-digest")
-    tracked.run(shared)                 # or: await tracked.run_async(shared)
-    tracked.last_run.run_id, tracked.last_run.status, tracked.last_run.summary
-"""
+"""The library API: `instrument(flow, workflow=...)` and `record_llm_call(shared, ...)`."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import MutableMapping
 from typing import Any
 
 from pflow_metrics.instrumentation import llm_capture
-from pflow_metrics.instrumentation.session import RunResult, RunSession
-from pflow_metrics.instrumentation.wrapper import MetricsWarning
+from pflow_metrics.instrumentation.session import LLM_CALLS_KEY, RunResult, RunSession
 
 
 class TrackedFlow:
-    """An instrumented stand-in for a flow: each run is one run in the ledger. The caller's
-    flow is left as it was; the instrumented copy is built per run."""
+    """An instrumented view of a flow: every run is one RunSession (one run in the ledger).
+    The caller's flow is never modified; each run instruments a fresh copy of it."""
 
-    def __init__(self, flow, *, workflow: str, ledger: bool | str = True, trace: bool = False,
-                 budget_usd: float | None = None, tags: dict[str, str] | None = None,
-                 store_prompts: bool = False):
+    def __init__(self, flow: Any, *, workflow: str, ledger: bool | str = True, trace: bool = False,
+                 budget_usd: float | None = None, tags: dict | None = None, store_prompts: bool = False):
         self.flow = flow
         self.options = {"ledger": ledger, "trace": trace, "budget_usd": budget_usd, "tags": tags,
                         "store_prompts": store_prompts}
         self.workflow = workflow
         self.last_run: RunResult | None = None
 
-    def _session(self) -> RunSession:
-        return RunSession(self.workflow, **self.options)
-
     def run(self, shared: MutableMapping) -> Any:
-        """Run the flow; a failure is recorded as `failed` (or `budget_exceeded`) and re-raised."""
-        session = self._session()
+        session = RunSession(self.workflow, **self.options)
         try:
-            action = session.run_flow(self.flow, shared)
-        except BaseException as exc:
-            self.last_run = session.finish(error=exc)
+            return session.run_flow(self.flow, shared)
+        except BaseException as exc:  # KeyboardInterrupt too: recorded as failed, then re-raised
+            session.finish(error=exc)
             raise
-        self.last_run = session.finish()
-        return action
+        finally:
+            self.last_run = session.finish()
 
     async def run_async(self, shared: MutableMapping) -> Any:
-        session = self._session()
+        session = RunSession(self.workflow, **self.options)
         try:
-            action = await session.run_flow_async(self.flow, shared)
+            return await session.run_flow_async(self.flow, shared)
         except BaseException as exc:
-            self.last_run = session.finish(error=exc)
+            session.finish(error=exc)
             raise
-        self.last_run = session.finish()
-        return action
+        finally:
+            self.last_run = session.finish()
 
 
-def instrument(flow, *, workflow: str, ledger: bool | str = True, trace: bool = False,
-               budget_usd: float | None = None, tags: dict[str, str] | None = None,
+def instrument(flow: Any, *, workflow: str, ledger: bool | str = True, trace: bool = False,
+               budget_usd: float | None = None, tags: dict | None = None,
                store_prompts: bool = False) -> TrackedFlow:
-    """Wrap every node of `flow` (nested flows too) for metrics, the ledger and tracing.
-
-    `ledger`: True for the configured ledger, False for none, or a URL / SQLite path.
-    """
+    """Track `flow`: each `run(shared)` / `await run_async(shared)` is recorded as one run."""
     return TrackedFlow(flow, workflow=workflow, ledger=ledger, trace=trace, budget_usd=budget_usd,
                        tags=tags, store_prompts=store_prompts)
 
 
 def record_llm_call(shared: MutableMapping, *, model: str, input_tokens: int = 0, output_tokens: int = 0,
                     **more: Any) -> None:
-    """Report an LLM call made through another SDK from inside an instrumented node.
-
-    `more` may hold cache_read_tokens, cache_creation_tokens, thinking_tokens, provider,
-    resolved_model, cost_usd (a provider-reported cost wins over computed cost), duration_ms.
-    """
-    sink = llm_capture.current_sink.get()
+    """Report an LLM call made through another SDK. Inside an instrumented node it counts for
+    that node; elsewhere it waits in `shared["__llm_calls__"]` for the next node that ends.
+    Extra keys: cache_read_tokens, cache_creation_tokens, thinking_tokens, resolved_model,
+    provider, cost_usd (a provider-reported cost wins over pricing), duration_ms, prompt, response."""
     entry = {"model": model, "input_tokens": input_tokens, "output_tokens": output_tokens, **more}
-    if sink is None:
-        warnings.warn("pflow-metrics: record_llm_call outside an instrumented node was not counted",
-                      MetricsWarning, stacklevel=2)
+    sink = llm_capture.current_sink.get()
+    if sink is not None:
+        sink.append(entry)
         return
-    sink.append(entry)
+    calls = shared.get(LLM_CALLS_KEY)
+    if not isinstance(calls, list):
+        calls = shared[LLM_CALLS_KEY] = []
+    calls.append(entry)

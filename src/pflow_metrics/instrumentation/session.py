@@ -1,25 +1,35 @@
-"""RunSession: one run in the ledger, with one MetricsCollector and an optional trace.
+"""RunSession: one run in the ledger, with one MetricsCollector and (optionally) one trace.
 
-The planner and the workflow of `pflow-metrics run --plan` share one session, so the run's
-metrics have a planner part and a workflow part. `instrument()` opens one session per run.
-
-    with RunSession("nightly-digest") as session:
-        session.run_flow(flow, shared)
-    session.result.run_id
+The planner and the workflow of a run go through the same session (`run_flow(..., phase=...)`),
+so both phases land in one summary and one ledger row. The ledger is written through RunWriter:
+the run row at the start, the journal after every node, the finished record at the end.
+Nothing here raises into the workflow except BudgetExceeded (the point of a budget) and the
+workflow's own exceptions, re-raised after they were recorded.
 """
 
 from __future__ import annotations
 
-import time
 import warnings
+import weakref
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pflow_metrics.instrumentation.collector import MetricsCollector
-from pflow_metrics.instrumentation.wrapper import BudgetExceeded, MetricsWarning, instrument_graph
-from pflow_metrics.record import NodeRecord, RunRecord, new_run_record, utcnow
+from pflow_metrics.instrumentation.errors import BudgetExceeded, MetricsWarning
+from pflow_metrics.instrumentation.usage import RejectedUsage, call_from_usage
+from pflow_metrics.record import LLMCallRecord, NodeRecord, RunRecord, new_run_record, utcnow
+
+PLANNER_FLAG = "__is_planner__"
+LLM_CALLS_KEY = "__llm_calls__"
+
+# Wrappers find their session by run id after a pickle round trip.
+_live_sessions: weakref.WeakValueDictionary[str, RunSession] = weakref.WeakValueDictionary()
+
+
+def live_session(run_id: str | None) -> RunSession | None:
+    return None if run_id is None else _live_sessions.get(run_id)
 
 
 @dataclass
@@ -34,154 +44,224 @@ class RunResult:
 
 
 class RunSession:
-    def __init__(self, workflow: str, *, ledger: bool | str = True, trace: bool = False,
-                 budget_usd: float | None = None, tags: dict[str, str] | None = None,
-                 store_prompts: bool = False):
-        self.record = new_run_record(workflow, tags)
+    def __init__(
+        self,
+        workflow: str,
+        *,
+        ledger: bool | str = True,
+        trace: bool = False,
+        budget_usd: float | None = None,
+        tags: dict | None = None,
+        store_prompts: bool = False,
+    ):
+        self.record = new_run_record(workflow, tags={str(k): str(v) for k, v in (tags or {}).items()})
         self.run_id = self.record.run_id
         self.collector = MetricsCollector()
         self.budget_usd = budget_usd
         self.store_prompts = store_prompts
+        self.budget_error: BudgetExceeded | None = None
         self.result: RunResult | None = None
-        self._budget_stop: BudgetExceeded | None = None
-        self.trace = self._quietly(lambda: _trace(workflow, self.run_id)) if trace else None
-        self.writer = None
-        if ledger is not False:
-            from pflow_metrics.ledger.writer import RunWriter
+        self.writer = self._begin_ledger(ledger)
+        self.trace = self._open_trace(workflow, trace)
+        _live_sessions[self.run_id] = self
 
-            self.writer = RunWriter(None if ledger is True else ledger, self.record)
-            self.writer.begin()
+    def _begin_ledger(self, ledger: bool | str):
+        if ledger is False or ledger is None:
+            return None
+        from pflow_metrics.ledger.writer import RunWriter
 
-    # -- running ---------------------------------------------------------------------------
-
-    def run_flow(self, flow, shared: MutableMapping, phase: str = "workflow") -> Any:
-        """Run an instrumented copy of `flow` on `shared` as part of this run."""
-        graph = self._prepare(flow, shared, phase)
-        started = time.perf_counter()
+        writer = RunWriter(None if ledger is True else str(ledger), self.record)
         try:
-            return graph._run(shared)
-        finally:
-            self.collector.add_phase_time(phase, (time.perf_counter() - started) * 1000)
+            writer.begin()
+        except Exception as exc:  # RunWriter spools at finish; nothing may stop the run
+            _warn(f"ledger not opened: {exc}")
+        return writer
 
-    async def run_flow_async(self, flow, shared: MutableMapping, phase: str = "workflow") -> Any:
-        graph = self._prepare(flow, shared, phase)
-        started = time.perf_counter()
+    def _open_trace(self, workflow: str, trace: bool):
+        if not trace:
+            return None
+        from pflow_metrics.instrumentation.trace import WorkflowTraceCollector
+
         try:
-            return await graph._run_async(shared)
-        finally:
-            self.collector.add_phase_time(phase, (time.perf_counter() - started) * 1000)
+            return WorkflowTraceCollector(workflow, self.run_id)
+        except Exception as exc:
+            _warn(f"trace not written: {exc}")
+            return None
 
-    def _prepare(self, flow, shared: MutableMapping, phase: str):
-        shared.setdefault("__llm_calls__", [])
+    # -- running flows -------------------------------------------------------------------
+
+    def run_flow(self, flow: Any, shared: MutableMapping, phase: str = "workflow") -> Any:
+        """Run an instrumented copy of `flow` on `shared`; returns the flow's action."""
+        instrumented = self._prepare(flow, shared, phase)
+        started = self.collector.elapsed_ms()
+        try:
+            return instrumented._run(shared)
+        finally:
+            self.collector.add_phase_time(phase, self.collector.elapsed_ms() - started)
+
+    async def run_flow_async(self, flow: Any, shared: MutableMapping, phase: str = "workflow") -> Any:
+        instrumented = self._prepare(flow, shared, phase)
+        started = self.collector.elapsed_ms()
+        try:
+            return await instrumented._run_async(shared)
+        finally:
+            self.collector.add_phase_time(phase, self.collector.elapsed_ms() - started)
+
+    def _prepare(self, flow: Any, shared: MutableMapping, phase: str) -> Any:
+        from pflow_metrics.instrumentation.wrapper import instrument_graph
+
+        if phase not in self.collector.phase_ms:
+            raise ValueError(f"phase must be one of {', '.join(self.collector.phase_ms)}, got {phase!r}")
         if phase == "planner":
-            shared["__is_planner__"] = True
+            shared[PLANNER_FLAG] = True
+        if not isinstance(shared.get(LLM_CALLS_KEY), list):
+            shared[LLM_CALLS_KEY] = []
         return instrument_graph(flow, self, phase)
 
-    # -- called by the wrappers ------------------------------------------------------------
+    # -- called by the wrappers ----------------------------------------------------------
 
     def check_budget(self) -> None:
+        if self.budget_error is not None:
+            raise self.budget_error
         if self.budget_usd is not None and self.collector.priced_cost > self.budget_usd:
-            self._budget_stop = BudgetExceeded(
-                f"budget exceeded: ${self.collector.priced_cost:.4f} spent of a ${self.budget_usd:.4f} limit"
-            )
-            raise self._budget_stop
+            self.budget_error = BudgetExceeded(self.collector.priced_cost, self.budget_usd)
+            raise self.budget_error
 
-    def node_started(self, wrapper, shared: MutableMapping) -> None:
+    def node_started(self, observation: Any, shared: MutableMapping) -> None:
         if self.trace is not None:
-            self._quietly(lambda: self.trace.node_started(shared))
+            self._guard("trace", self.trace.node_started, id(observation), shared)
 
-    def node_finished(self, wrapper, node: NodeRecord, calls: list, shared: MutableMapping,
-                      error: BaseException | None, template_resolutions: Any = None) -> None:
+    def node_finished(self, observation: Any, node: NodeRecord, entries: list[Any],
+                      shared: MutableMapping, error: BaseException | None) -> None:
+        calls, kept_entries = [], []
+        for entry in entries:
+            call = self._call(entry, node)
+            if call is not None:
+                calls.append(call)
+                kept_entries.append(entry)
+        self.collector.record_node(node)
+        self.record.nodes.append(node)
+        for call in calls:
+            self.collector.record_call(call)
+            self.record.llm_calls.append(call)
+        _append_calls(shared, calls)
+        if self.writer is not None:
+            self._guard("ledger", self.writer.progress)
+        if self.trace is not None:
+            self._guard("trace", self.trace.node_finished, id(observation), node, calls, shared, error,
+                        _template_resolutions(observation.node), kept_entries)
+
+    def _call(self, entry: Any, node: NodeRecord) -> LLMCallRecord | None:
         from pflow_metrics.pricing import price_call
 
-        is_planner = wrapper.phase == "planner"
-        for call in calls:
-            self._quietly(lambda call=call: price_call(call, call.started_at or utcnow()))
-            self.collector.record_call(call)
-            shared.setdefault("__llm_calls__", []).append(
-                {**call.to_dict(), "node_id": call.node_id, "is_planner": is_planner}
-            )
-        self.collector.record_node(node)
-        if self.trace is not None:
-            self._quietly(lambda: self.trace.node_finished(node, calls, shared, error, template_resolutions))
-        if self.writer is not None:
-            self._sync_record()
-            self.writer.progress()
+        try:
+            call = call_from_usage(entry, node.node_id, node.phase)
+        except RejectedUsage as exc:
+            self.collector.rejected_usage += 1
+            _warn(f"node {node.node_id}: usage entry rejected: {exc}")
+            return None
+        if call.duration_ms is None:
+            call.duration_ms = node.duration_ms
+        started_at = entry.get("started_at")
+        call.started_at = started_at if hasattr(started_at, "tzinfo") and started_at.tzinfo else utcnow()
+        if self.store_prompts:
+            call.prompt, call.response = _text(entry.get("prompt")), _text(entry.get("response"))
+        try:
+            price_call(call)
+        except Exception as exc:  # a broken pricing.toml leaves the call unpriced, the run goes on
+            _warn(f"call of {call.model} not priced: {exc}")
+        return call
 
-    def reject_usage(self, node_id: str, problem: Exception) -> None:
-        self.collector.rejected_usage += 1
-        warnings.warn(f"pflow-metrics: usage from node {node_id} rejected: {problem}", MetricsWarning, stacklevel=3)
+    def _guard(self, what: str, action, *args) -> None:
+        try:
+            action(*args)
+        except Exception as exc:
+            _warn(f"{what} problem: {exc}")
+            if what == "trace":
+                self.trace = None
 
-    # -- finishing -------------------------------------------------------------------------
+    # -- the end -------------------------------------------------------------------------
 
     def finish(self, status: str | None = None, error: BaseException | str | None = None) -> RunResult:
-        """End the run: record it in the ledger, close the trace. Safe to call once."""
+        """End the run once (later calls return the same result) and record it."""
         if self.result is not None:
             return self.result
-        if status is None:
-            if error is None:
-                status = "success"
-            elif isinstance(error, BudgetExceeded) or error is self._budget_stop:
-                status = "budget_exceeded"
-            else:
-                status = "failed"
-        message = None
-        if error is not None:
-            message = error if isinstance(error, str) else (f"{type(error).__name__}: {error}".rstrip(": ")
-                                                            if str(error) else type(error).__name__)
+        if isinstance(error, BudgetExceeded) and self.budget_error is None:
+            self.budget_error = error
+        status = status or ("budget_exceeded" if self.budget_error is not None
+                            else "failed" if error is not None else "success")
         record = self.record
         record.status = status
-        record.error = message
         record.ended_at = utcnow()
-        self._sync_record()
-        summary = self.collector.get_summary()
-        record.duration_ms = summary["duration_ms"]
+        record.duration_ms = self.collector.elapsed_ms()
         record.planner_duration_ms = self.collector.phase_ms["planner"] or None
         record.workflow_duration_ms = self.collector.phase_ms["workflow"]
-        warning = self.writer.finish() if self.writer is not None else None
+        record.error = _error_text(error if error is not None else self.budget_error)
+        record.compute_totals()
+        summary = self.collector.get_summary()
+        ledger_warning = None
+        if self.writer is not None:
+            try:
+                ledger_warning = self.writer.finish()
+            except Exception as exc:
+                ledger_warning = f"pflow-metrics: run {self.run_id} not recorded: {exc}"
+                _warn(ledger_warning)
+        trace_path = None
         if self.trace is not None:
-            self._quietly(lambda: self.trace.finish(summary, status, message))
-        self.result = RunResult(
-            run_id=record.run_id, status=status, summary=summary, record=record,
-            trace_path=self.trace.path if self.trace is not None else None, error=message,
-            ledger_warning=warning,
-        )
+            trace_path = self.trace.path
+            self._guard("trace", self.trace.finish, {"status": status, "error": record.error,
+                                                      "run_id": self.run_id, **summary})
+        self.result = RunResult(run_id=self.run_id, status=status, summary=summary, record=record,
+                                trace_path=trace_path, error=record.error, ledger_warning=ledger_warning)
         return self.result
-
-    def _sync_record(self) -> None:
-        """The record the ledger sees: the collector's nodes and calls (prompts only if asked)."""
-        self.record.nodes = list(self.collector.nodes)
-        if self.store_prompts:
-            self.record.llm_calls = list(self.collector.calls)
-        else:
-            self.record.llm_calls = [_without_text(call) for call in self.collector.calls]
-        self.record.compute_totals()
 
     def __enter__(self) -> RunSession:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.finish(error=exc)
-
-    @staticmethod
-    def _quietly(action):
-        """Run a metrics side task; a failure is a warning, never an error in the workflow."""
-        try:
-            return action()
-        except Exception as exc:
-            warnings.warn(f"pflow-metrics: {exc}", MetricsWarning, stacklevel=3)
-            return None
+    def __exit__(self, kind, error, traceback) -> bool:
+        self.finish(error=error)
+        return False  # the workflow's own exception (KeyboardInterrupt too) goes on up
 
 
-def _trace(workflow: str, run_id: str):
-    from pflow_metrics.instrumentation.trace import WorkflowTraceCollector
+def _append_calls(shared: MutableMapping, calls: list[LLMCallRecord]) -> None:
+    """The spec's accumulation list: every call of the run, with node_id and is_planner."""
+    if not calls:
+        return
+    try:
+        target = shared.get(LLM_CALLS_KEY)
+        if not isinstance(target, list):
+            target = shared[LLM_CALLS_KEY] = []
+        for call in calls:
+            entry = call.to_dict()
+            entry.pop("prompt", None)
+            entry.pop("response", None)
+            entry["is_planner"] = call.phase == "planner"
+            target.append(entry)
+    except Exception as exc:
+        _warn(f"{LLM_CALLS_KEY} not updated: {exc}")
 
-    return WorkflowTraceCollector(workflow, run_id)
+
+def _template_resolutions(node: Any) -> dict | None:
+    """What the runtime's template wrapper resolved for this run, if it sits in the chain."""
+    while node is not None:
+        found = getattr(node, "__dict__", {}).get("template_resolutions")
+        if isinstance(found, dict):
+            return found
+        node = getattr(node, "__dict__", {}).get("inner_node")
+    return None
 
 
-def _without_text(call):
-    if call.prompt is None and call.response is None:
-        return call
-    from dataclasses import replace
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
-    return replace(call, prompt=None, response=None)
+
+def _error_text(error: BaseException | str | None) -> str | None:
+    if error is None:
+        return None
+    if isinstance(error, str):
+        return error
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def _warn(message: str) -> None:
+    warnings.warn(f"pflow-metrics: {message}", MetricsWarning, stacklevel=3)

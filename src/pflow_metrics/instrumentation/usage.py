@@ -61,13 +61,14 @@ def call_from_usage(entry: Any, node_id: str, phase: str) -> LLMCallRecord:
     included_cached = _count(
         prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else None, "cached_tokens"
     )
-    if included_cached:  # OpenAI style: prompt tokens include the cached ones
+    included_cached = included_cached or _count(details.get("cachedContentTokenCount"), "cachedContentTokenCount")
+    if included_cached:  # OpenAI and Gemini style: prompt tokens include the cached ones
         cache_read = max(cache_read, included_cached)
         input_tokens = max(0, input_tokens - included_cached)
     thinking = _count(
         _first(entry, "thinking_tokens", "reasoning_tokens")
         or (output_details.get("reasoning_tokens") if isinstance(output_details, dict) else None)
-        or _first(details, "reasoning_tokens", "thinking_tokens"),
+        or _first(details, "reasoning_tokens", "thinking_tokens", "thoughtsTokenCount"),
         "thinking_tokens",
     )
 

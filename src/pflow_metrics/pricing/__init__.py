@@ -1,7 +1,7 @@
 """What an LLM call costs: user overrides, then the genai-prices data set, else unknown.
 
-Overrides live in `$PFLOW_HOME/pricing.toml` (or the file named by `PFLOW_PRICING`), in USD per
-million tokens:
+Overrides live in `$PFLOW_HOME/pricing.toml` (or the file named by `$PFLOW_PRICING`), in USD
+per million tokens:
 
     [models."gpt-4o"]
     input = 2.50
@@ -11,8 +11,9 @@ million tokens:
     aliases = ["my-gpt"]       # optional: other names that mean this model
 
 An unknown model is never priced with a made-up default: `price_call` leaves its cost None.
-genai-prices imports slowly (~0.25 s), so it is loaded on the first lookup that needs it, and
-each resolved rate is cached per (model, provider, day).
+genai-prices imports slowly (~0.25 s), so it is loaded on the first lookup that needs it; it
+prices from its bundled data (never fetched) by the call's date, and each resolved price is
+cached per (model, provider, day).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import functools
 import os
 import tomllib
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pflow_metrics.config import pflow_home
 from pflow_metrics.errors import UsageError
@@ -30,18 +32,23 @@ from pflow_metrics.record import LLMCallRecord
 
 PER_MILLION = 1_000_000
 PROVIDER_REPORTED = "provider"
+OVERRIDE = "override"
+CATALOGUE = "genai-prices"
+# `known_rates` lists these providers' models: the whole catalogue (2,000+ entries, mostly
+# resellers such as openrouter) would bury them.
+LISTED_PROVIDERS = ("openai", "anthropic", "google", "mistral", "deepseek", "x-ai", "groq", "cohere")
 
 
 @dataclass(frozen=True)
 class Rates:
-    """USD per million tokens, and where they came from ("override" or "genai-prices")."""
+    """USD per million tokens. Cache rates of None fall back to the input rate."""
 
-    model: str
     input: float
     output: float
     cache_read: float | None = None
     cache_creation: float | None = None
-    source: str = "override"
+    source: str = OVERRIDE  # "override" | "genai-prices"
+    model: str = ""  # the priced model id
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -57,7 +64,8 @@ def pricing_file() -> Path:
 
 
 def overrides() -> dict[str, Rates]:
-    """Model name (and alias) -> Rates from the pricing file; {} when there is none."""
+    """Model name (and alias) -> Rates from the pricing file; {} when there is none.
+    A malformed file raises UsageError naming it."""
     path = pricing_file()
     try:
         stamp = path.stat().st_mtime_ns
@@ -70,27 +78,39 @@ def overrides() -> dict[str, Rates]:
 def _read_overrides(path: str, _stamp: int) -> dict[str, Rates]:
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"pricing file {path}: {exc}") from None
+    models = data.get("models") or {}
+    if not isinstance(models, dict):
+        raise UsageError(f"pricing file {path}: [models] must be a table")
     found: dict[str, Rates] = {}
-    for model, spec in (data.get("models") or {}).items():
+    for model, spec in models.items():
         try:
             rates = Rates(
+                input=_rate(spec["input"]),
+                output=_rate(spec["output"]),
+                cache_read=_optional_rate(spec.get("cache_read")),
+                cache_creation=_optional_rate(spec.get("cache_creation")),
                 model=model,
-                input=float(spec["input"]),
-                output=float(spec["output"]),
-                cache_read=_optional_float(spec.get("cache_read")),
-                cache_creation=_optional_float(spec.get("cache_creation")),
             )
+            aliases = list(spec.get("aliases", []))
         except (KeyError, TypeError, ValueError):
-            raise UsageError(f"pricing file {path}: models.{model} needs numeric input and output rates") from None
-        for name in [model, *spec.get("aliases", [])]:
-            found[name] = rates
+            raise UsageError(
+                f"pricing file {path}: models.{model} needs numeric input and output rates >= 0"
+            ) from None
+        for name in [model, *aliases]:
+            found[str(name)] = rates
     return found
 
 
-def _optional_float(value) -> float | None:
-    return None if value is None else float(value)
+def _rate(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(value)
+    return float(value)
+
+
+def _optional_rate(value: Any) -> float | None:
+    return None if value is None else _rate(value)
 
 
 def rates_for(model: str, provider: str | None = None, at: datetime | None = None) -> Rates | None:
@@ -98,44 +118,50 @@ def rates_for(model: str, provider: str | None = None, at: datetime | None = Non
     override = overrides().get(model)
     if override is not None:
         return override
-    day = (at.date() if at is not None else date.today()).isoformat()
-    return _catalogue_rates(model, provider, day)
+    found = _catalogue_price(model, provider, _day(at))
+    return None if found is None else found[0]
+
+
+def _day(at: datetime | None) -> str:
+    moment = at if at is not None else datetime.now(UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).date().isoformat()
 
 
 @functools.lru_cache(maxsize=1024)
-def _catalogue_rates(model: str, provider: str | None, day: str) -> Rates | None:
-    found = _catalogue_lookup(model, provider, day)
-    if found is None:
-        return None
-    price, model_id = found
-    return Rates(
-        model=model_id,
-        input=_base(price.input_mtok),
-        output=_base(price.output_mtok),
-        cache_read=_base(price.cache_read_mtok) if price.cache_read_mtok is not None else None,
-        cache_creation=_base(price.cache_write_mtok) if price.cache_write_mtok is not None else None,
-        source="genai-prices",
-    )
-
-
-def _catalogue_lookup(model: str, provider: str | None, day: str):
-    """(ModelPrice, model id) from genai-prices' bundled data, or None. Never fetches."""
+def _catalogue_price(model: str, provider: str | None, day: str) -> tuple[Rates, Any] | None:
+    """(Rates, genai-prices ModelPrice) from the bundled data, or None. Never fetches."""
     from genai_prices import Usage, calc_price
 
     moment = datetime.fromisoformat(f"{day}T12:00:00+00:00")
-    for provider_id in ([provider, None] if provider else [None]):
+    # The provider named by an llm plugin may be unknown to genai-prices: then let it guess.
+    for provider_id in dict.fromkeys([provider, None]):
         try:
             result = calc_price(Usage(input_tokens=0, output_tokens=0), model_ref=model,
                                 provider_id=provider_id, genai_request_timestamp=moment)
         except (LookupError, ValueError):
             continue
-        return result.model_price, result.model.id
+        price = result.model_price
+        rates = Rates(
+            input=_base(price.input_mtok),
+            output=_base(price.output_mtok),
+            cache_read=_optional_base(price.cache_read_mtok),
+            cache_creation=_optional_base(price.cache_write_mtok),
+            source=CATALOGUE,
+            model=result.model.id,
+        )
+        return rates, price
     return None
 
 
-def _base(price) -> float:
+def _base(price: Any) -> float:
     """A flat rate, or the base rate of a tiered one (tiers apply above long-context thresholds)."""
     return float(getattr(price, "base", price) or 0)
+
+
+def _optional_base(price: Any) -> float | None:
+    return None if price is None else _base(price)
 
 
 def cost_of(call: LLMCallRecord, rates: Rates) -> float:
@@ -150,41 +176,75 @@ def cost_of(call: LLMCallRecord, rates: Rates) -> float:
     ) / PER_MILLION
 
 
+def _catalogue_cost(call: LLMCallRecord, price: Any) -> float:
+    """genai-prices' own arithmetic, so long-context tiers apply. Its input count includes the
+    cache tokens (it subtracts them itself), unlike our uncached input bucket."""
+    from genai_prices import Usage
+
+    usage = Usage(
+        input_tokens=call.input_tokens + call.cache_read_tokens + call.cache_creation_tokens,
+        cache_read_tokens=call.cache_read_tokens,
+        cache_write_tokens=call.cache_creation_tokens,
+        output_tokens=call.output_tokens,
+    )
+    return float(price.calc_price(usage)["total_price"])
+
+
 def price_call(call: LLMCallRecord, at: datetime | None = None) -> None:
-    """Fill the call's cost_usd, rates and price_source in place. A provider-reported cost wins;
-    an unknown model keeps cost_usd None."""
+    """Fill the call's cost_usd, rates and price_source in place. A provider-reported cost
+    wins; an unknown model leaves cost_usd None."""
     if call.price_source == PROVIDER_REPORTED and call.cost_usd is not None:
         return
-    rates = rates_for(call.resolved_model or call.model, call.provider, at or call.started_at)
-    if rates is None and call.resolved_model and call.resolved_model != call.model:
-        rates = rates_for(call.model, call.provider, at or call.started_at)
-    if rates is None:
-        call.cost_usd, call.rates, call.price_source = None, None, None
-        return
-    call.cost_usd = cost_of(call, rates)
+    moment = at or call.started_at
+    names = dict.fromkeys(name for name in (call.resolved_model, call.model) if name)
+    for name in names:
+        override = overrides().get(name)
+        if override is not None:
+            _apply(call, override, cost_of(call, override))
+            return
+    for name in names:
+        found = _catalogue_price(name, call.provider, _day(moment))
+        if found is not None:
+            rates, price = found
+            try:
+                cost = _catalogue_cost(call, price)
+            except (ValueError, ArithmeticError):
+                cost = cost_of(call, rates)
+            _apply(call, rates, cost)
+            return
+    call.cost_usd, call.rates, call.price_source = None, None, None
+
+
+def _apply(call: LLMCallRecord, rates: Rates, cost: float) -> None:
+    call.cost_usd = cost
     call.rates = rates.as_dict()
     call.price_source = rates.source
 
 
-def known_rates() -> list[Rates]:
-    """The overrides, then every model genai-prices knows today (its current prices)."""
+def known_rates(providers: tuple[str, ...] = LISTED_PROVIDERS) -> list[Rates]:
+    """The overrides, then today's genai-prices rates of the main providers' models."""
     from genai_prices import data_snapshot
 
     listed = {rates.model: rates for rates in overrides().values()}
-    today = datetime.now().astimezone()
-    snapshot = data_snapshot.get_snapshot()
-    for provider in snapshot.providers:
+    today = datetime.now(UTC)
+    for provider in data_snapshot.get_snapshot().providers:
+        if provider.id not in providers:
+            continue
         for model in provider.models:
             if model.id in listed:
                 continue
             try:
                 price = model.get_prices(today)
-            except Exception:  # a model without a current price
+            except Exception:  # a model without a price today: nothing to list
+                continue
+            if price.input_mtok is None or price.output_mtok is None:
                 continue
             listed[model.id] = Rates(
-                model=model.id, input=_base(price.input_mtok), output=_base(price.output_mtok),
-                cache_read=_base(price.cache_read_mtok) if price.cache_read_mtok is not None else None,
-                cache_creation=_base(price.cache_write_mtok) if price.cache_write_mtok is not None else None,
-                source=f"genai-prices:{provider.id}",
+                input=_base(price.input_mtok),
+                output=_base(price.output_mtok),
+                cache_read=_optional_base(price.cache_read_mtok),
+                cache_creation=_optional_base(price.cache_write_mtok),
+                source=CATALOGUE,
+                model=model.id,
             )
     return list(listed.values())
