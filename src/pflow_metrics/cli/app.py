@@ -10,7 +10,11 @@ import sys
 
 import typer
 
+from pflow_metrics.cli import budget as budget_commands
 from pflow_metrics.cli import db as db_commands
+from pflow_metrics.cli import export as export_commands
+from pflow_metrics.cli import report as report_commands
+from pflow_metrics.cli import runs as runs_commands
 from pflow_metrics.cli import trace as trace_commands
 from pflow_metrics.cli.options import AppState
 from pflow_metrics.cli.run import run as run_command
@@ -38,6 +42,13 @@ def main_options(
 
 
 app.add_typer(db_commands.app, name="db")
+app.command("report")(report_commands.report)
+app.command("cost")(report_commands.cost)
+app.command("budget")(budget_commands.budget)
+app.add_typer(runs_commands.app, name="runs")
+app.command("export")(export_commands.export)
+app.command("ingest")(export_commands.ingest)
+app.command("prune")(export_commands.prune)
 app.command("run")(run_command)
 app.add_typer(trace_commands.app, name="trace")
 
@@ -50,14 +61,10 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
-    except SystemExit as exc:
-        raise exc
-    except Exception as exc:  # click usage errors and anything unforeseen
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
-            _fail("aborted", 130)
-        if isinstance(exc, click.ClickException):
+    except typer.Abort:
+        _fail("aborted", 130)
+    except Exception as exc:  # usage errors from Typer's click, and anything unforeseen
+        if callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int):
             _fail(_one_line(exc.format_message()), exc.exit_code)
         _fail(f"internal error: {type(exc).__name__}: {_one_line(str(exc))}", 1)
     else:

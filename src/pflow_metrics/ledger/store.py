@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -137,6 +137,14 @@ class Ledger:
                     .values(status="crashed", error="the process recording this run died before it finished")
                 )
         return len(dead)
+
+    def delete_runs_started_before(self, cutoff: datetime) -> None:
+        """Delete old runs with their node executions and LLM calls."""
+        old = select(RUNS.c.id).where(RUNS.c.started_at < cutoff)
+        with self._writing() as conn:
+            conn.execute(delete(NODES).where(NODES.c.run_id.in_(old)))
+            conn.execute(delete(CALLS).where(CALLS.c.run_id.in_(old)))
+            conn.execute(delete(RUNS).where(RUNS.c.started_at < cutoff))
 
     def _writing(self):
         return _Transaction(self.engine)
