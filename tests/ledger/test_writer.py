@@ -98,3 +98,25 @@ def test_a_lock_held_past_the_timeout_spools_instead_of_failing(tmp_path, pflow_
         holder.execute("ROLLBACK")
         holder.close()
     assert [p.stem for p in spooled_files()] == [record.run_id]
+
+
+def test_db_check_reports_spooled_records_and_crashed_runs(tmp_path, pflow_home, capsys):
+    from pflow_metrics.cli.app import main
+
+    down = RunWriter(DOWN, make_run())
+    down.begin()
+    with pytest.warns(LedgerWarning):
+        down.finish()
+    path = tmp_path / "ledger.db"
+    dead = make_run(status="running", calls=[], nodes=0)
+    dead.pid = 2**22 + 4321  # no such process
+    with Ledger.open(str(path)) as ledger:
+        ledger.begin_run(dead)
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--db", str(path), "db", "check"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    from pflow_metrics.ledger.engine import HEAD_REVISION
+
+    assert f"schema: {HEAD_REVISION} (head)" in out and "crashed runs: 1" in out and "spooled run records: 1" in out

@@ -18,6 +18,7 @@ from pocketflow import Flow, Node
 
 from pflow_metrics.errors import PflowMetricsError
 from pflow_metrics.runtime.ir import IR_VERSION, WorkflowInvalid, bind_inputs, validate_workflow
+from pflow_metrics.runtime.nodes.llm_node import usage_of
 
 MAX_ATTEMPTS = 3
 _FENCED = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
@@ -55,19 +56,12 @@ class GenerateWorkflow(Node):
         started = time.perf_counter()
         response = model.prompt(prompt, system=SYSTEM_PROMPT)
         text = response.text()
-        usage = response.usage()
         return {
             "prompt": prompt,
             "system": SYSTEM_PROMPT,
             "response": text,
             "duration_ms": (time.perf_counter() - started) * 1000,
-            "usage": {
-                "model": model.model_id,
-                "resolved_model": response.resolved_model,
-                "input_tokens": usage.input or 0,
-                "output_tokens": usage.output or 0,
-                "details": usage.details or {},
-            },
+            "usage": usage_of(model, response),
         }
 
     def post(self, shared: dict[str, Any], prep_res: Any, exec_res: dict[str, Any]) -> str:

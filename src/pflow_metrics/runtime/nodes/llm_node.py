@@ -34,19 +34,22 @@ class LLMNode(WorkflowNode):
         model = llm.get_model(prep_res["model"])
         response = model.prompt(prep_res["prompt"], system=prep_res["system"], **prep_res["options"])
         text = response.text()
-        usage = response.usage()
-        return {
-            "response": text,
-            "llm_usage": {
-                "model": model.model_id,
-                "resolved_model": response.resolved_model,
-                "input_tokens": usage.input or 0,
-                "output_tokens": usage.output or 0,
-                "details": usage.details or {},
-            },
-        }
+        return {"response": text, "llm_usage": usage_of(model, response)}
 
     def post(self, shared: Any, prep_res: Any, exec_res: dict[str, Any]) -> str:
         shared["response"] = exec_res["response"]
         shared["llm_usage"] = exec_res["llm_usage"]
         return "default"
+
+
+def usage_of(model: Any, response: Any) -> dict[str, Any]:
+    """A consumed `llm` response's usage in the `llm_usage` shape (raw counts and details; the
+    instrumentation normalizes the token buckets)."""
+    usage = response.usage()
+    return {
+        "model": model.model_id,
+        "resolved_model": response.resolved_model,
+        "input_tokens": usage.input or 0,
+        "output_tokens": usage.output or 0,
+        "details": usage.details or {},
+    }
