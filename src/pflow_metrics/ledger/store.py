@@ -35,8 +35,9 @@ NODES = NodeExecution.__table__
 CALLS = LLMCall.__table__
 RATE_KEYS = ("input", "output", "cache_read", "cache_creation")
 # Built once: statements with bound parameters are compiled once and cached by SQLAlchemy.
-DELETE_NODES = delete(NODES).where(NODES.c.run_id == bindparam("run_id"))
-DELETE_CALLS = delete(CALLS).where(CALLS.c.run_id == bindparam("run_id"))
+_IDS = bindparam("ids", expanding=True)
+DELETE_NODES = delete(NODES).where(NODES.c.run_id.in_(_IDS))
+DELETE_CALLS = delete(CALLS).where(CALLS.c.run_id.in_(_IDS))
 INSERT_NODES = NODES.insert()
 INSERT_CALLS = CALLS.insert()
 
@@ -84,19 +85,26 @@ class Ledger:
         self.finish_runs([record])
 
     def finish_runs(self, records: Iterable[RunRecord]) -> int:
-        """`finish_run` for many records in one transaction (ingest uses it). Returns the count."""
-        count = 0
+        """`finish_run` for many records in one transaction (ingest uses it). Returns the count.
+
+        Rows go in with one executemany per table, after the children any earlier write of the
+        same runs left (a journalled run, a record ingested twice).
+        """
+        records = list({record.run_id: record for record in records}.values())
+        if not records:
+            return 0
         with self._writing() as conn:
-            for record in records:
-                _upsert(conn, _run_row(record))
-                conn.execute(DELETE_NODES, {"run_id": record.run_id})
-                conn.execute(DELETE_CALLS, {"run_id": record.run_id})
-                if record.nodes:
-                    conn.execute(INSERT_NODES, _node_rows(record))
-                if record.llm_calls:
-                    conn.execute(INSERT_CALLS, _call_rows(record))
-                count += 1
-        return count
+            ids = [record.run_id for record in records]
+            conn.execute(DELETE_NODES, {"ids": ids})
+            conn.execute(DELETE_CALLS, {"ids": ids})
+            conn.execute(_upsert_statement(conn.dialect.name), [_run_row(record) for record in records])
+            nodes = [row for record in records for row in _node_rows(record)]
+            calls = [row for record in records for row in _call_rows(record)]
+            if nodes:
+                conn.execute(INSERT_NODES, nodes)
+            if calls:
+                conn.execute(INSERT_CALLS, calls)
+        return len(records)
 
     def journal(self, record: RunRecord, nodes_written: int, calls_written: int) -> tuple[int, int]:
         """Append the nodes and calls a running run finished since the last journal write and
