@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SUITES = ("bench_ledger", "bench_instrumentation", "bench_reports")
+SUITES = ("bench_ledger", "bench_instrumentation", "bench_reports", "bench_load")
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
-"""Many processes writing one ledger at once, starting from an empty one (issue 2, issue 6)."""
+"""Many processes recording instrumented runs into one new ledger at once (issues 2 and 6)."""
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -13,29 +14,34 @@ WORKER = textwrap.dedent(
     """
     import sys, warnings
     warnings.simplefilter("error")  # a spooled run (ledger not written) fails the worker
-    from pflow_metrics.ledger.writer import RunWriter
-    from tests.factories import make_run
+    from pocketflow import Flow, Node
+    from pflow_metrics import instrument
+
     url, worker, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    for i in range(runs):
-        record = make_run(workflow=f"worker-{worker}", calls=[{"cost_usd": 0.001 * (worker + 1)}] * 2, nodes=3)
-        writer = RunWriter(url, record)
-        writer.begin()
-        writer.progress()
-        assert writer.finish() is None
+
+    class Step(Node):
+        def post(self, shared, prep_res, exec_res):
+            shared["llm_usage"] = {"model": "gpt-4o", "input_tokens": 10, "output_tokens": 5,
+                                   "cost_usd": 0.001 * (worker + 1)}
+
+    first, second, third = Step(), Step(), Step()
+    first >> second >> third
+    tracked = instrument(Flow(start=first), workflow=f"worker-{worker}", ledger=url)
+    for _ in range(runs):
+        tracked.run({})
+        assert tracked.last_run.ledger_warning is None, tracked.last_run.ledger_warning
     """
 )
 
 
-def test_eight_writers_on_a_new_ledger_lose_nothing(ledger_url, tmp_path):
-    workers, runs = 8, 25
+def test_eight_processes_record_every_run_into_one_new_ledger(ledger_url, capsys):
+    workers, runs = 8, 100
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER, ledger_url, str(worker), str(runs)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
+        subprocess.Popen([sys.executable, "-c", WORKER, ledger_url, str(worker), str(runs)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for worker in range(workers)
     ]
-    outcomes = [(proc.wait(timeout=300), proc.stderr.read()) for proc in procs]
+    outcomes = [(proc.wait(timeout=600), proc.stderr.read()) for proc in procs]
 
     for code, stderr in outcomes:
         assert code == 0, stderr
@@ -43,7 +49,15 @@ def test_eight_writers_on_a_new_ledger_lose_nothing(ledger_url, tmp_path):
     with Ledger.open(ledger_url) as ledger, ledger.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Run)).scalar() == workers * runs
         assert conn.execute(select(func.count()).select_from(NodeExecution)).scalar() == workers * runs * 3
-        assert conn.execute(select(func.count()).select_from(LLMCall)).scalar() == workers * runs * 2
-        total = conn.execute(select(func.sum(Run.cost_usd))).scalar()
-    expected = sum(runs * 2 * 0.001 * (worker + 1) for worker in range(workers))
-    assert abs(total - expected) < 1e-9
+        assert conn.execute(select(func.count()).select_from(LLMCall)).scalar() == workers * runs * 3
+    expected = sum(runs * 3 * 0.001 * (worker + 1) for worker in range(workers))
+
+    from pflow_metrics.cli.app import main
+
+    try:
+        main(["--db", ledger_url, "cost", "--by", "workflow", "--format", "json", "--since", "1h"])
+    except SystemExit:
+        pass
+    total = json.loads(capsys.readouterr().out)["total"]
+    assert total["runs"] == workers * runs
+    assert abs(total["cost_usd"] - expected) < 1e-9
