@@ -58,3 +58,14 @@ def ledger(ledger_url):
 
     with Ledger.open(ledger_url) as opened:
         yield opened
+
+
+@pytest.fixture
+def price_models(pflow_home):
+    """Write $PFLOW_HOME/pricing.toml with the given per-million rates."""
+
+    def write(text: str) -> None:
+        pflow_home.mkdir(parents=True, exist_ok=True)
+        (pflow_home / "pricing.toml").write_text(text)
+
+    return write

@@ -55,15 +55,3 @@ def meter():
     pm.register(plugin, name=f"meter-{id(plugin)}")
     yield model
     pm.unregister(plugin)
-
-
-@pytest.fixture
-def price_models(pflow_home):
-    """Write $PFLOW_HOME/pricing.toml with the given per-million rates."""
-
-    def write(text: str) -> None:
-        pflow_home.mkdir(parents=True, exist_ok=True)
-        (pflow_home / "pricing.toml").write_text(text)
-
-    return write
-

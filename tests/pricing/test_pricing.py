@@ -11,17 +11,8 @@ from pflow_metrics.pricing import Rates, cost_of, known_rates, price_call, rates
 from pflow_metrics.record import LLMCallRecord
 
 
-@pytest.fixture
-def pricing_toml(pflow_home):
-    def write(text: str) -> None:
-        pflow_home.mkdir(parents=True, exist_ok=True)
-        (pflow_home / "pricing.toml").write_text(text)
-
-    return write
-
-
-def test_an_override_and_its_alias_price_the_call(pricing_toml):
-    pricing_toml('[models.house]\ninput = 2.0\noutput = 8.0\ncache_read = 0.5\naliases = ["house-latest"]\n')
+def test_an_override_and_its_alias_price_the_call(price_models):
+    price_models('[models.house]\ninput = 2.0\noutput = 8.0\ncache_read = 0.5\naliases = ["house-latest"]\n')
     call = LLMCallRecord(node_id="n", model="house-latest", input_tokens=1000, output_tokens=500,
                          cache_read_tokens=2000, cache_creation_tokens=100)
     price_call(call)
@@ -31,8 +22,8 @@ def test_an_override_and_its_alias_price_the_call(pricing_toml):
     assert rates_for("house").model == "house"
 
 
-def test_an_override_wins_over_genai_prices(pricing_toml):
-    pricing_toml('[models."gpt-4o"]\ninput = 1.0\noutput = 1.0\n')
+def test_an_override_wins_over_genai_prices(price_models):
+    price_models('[models."gpt-4o"]\ninput = 1.0\noutput = 1.0\n')
     assert rates_for("gpt-4o") == Rates(input=1.0, output=1.0, source="override", model="gpt-4o")
 
 
@@ -71,8 +62,8 @@ def test_an_unknown_model_is_never_priced_with_a_default():
     assert rates_for("house-model-nobody-prices") is None
 
 
-def test_the_resolved_model_is_priced_first_then_the_requested_one(pricing_toml):
-    pricing_toml('[models.alias-only]\ninput = 1.0\noutput = 1.0\n')
+def test_the_resolved_model_is_priced_first_then_the_requested_one(price_models):
+    price_models('[models.alias-only]\ninput = 1.0\noutput = 1.0\n')
     call = LLMCallRecord(node_id="n", model="alias-only", resolved_model="alias-only-2025", input_tokens=10)
     price_call(call)
     assert call.cost_usd == pytest.approx(10 / 1e6)
@@ -86,14 +77,14 @@ def test_a_provider_reported_cost_is_kept():
 
 @pytest.mark.parametrize("text", ["[models.x]\ninput = 'cheap'\noutput = 1\n", "[models.x]\noutput = 1\n",
                                   "[models.x]\ninput = -1\noutput = 1\n", "not toml ["])
-def test_a_malformed_pricing_file_is_a_one_line_usage_error(pricing_toml, text):
-    pricing_toml(text)
+def test_a_malformed_pricing_file_is_a_one_line_usage_error(price_models, text):
+    price_models(text)
     with pytest.raises(UsageError, match="pricing file"):
         rates_for("x")
 
 
-def test_known_rates_lists_overrides_and_main_provider_models(pricing_toml):
-    pricing_toml('[models.house]\ninput = 2.0\noutput = 8.0\n')
+def test_known_rates_lists_overrides_and_main_provider_models(price_models):
+    price_models('[models.house]\ninput = 2.0\noutput = 8.0\n')
     listed = {rates.model: rates for rates in known_rates()}
     assert listed["house"].source == "override"
     assert listed["gpt-4o"].source == "genai-prices" and listed["gpt-4o"].input > 0
