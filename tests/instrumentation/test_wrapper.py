@@ -84,6 +84,17 @@ class Wait(AsyncNode):
         shared["waited"] = exec_res
 
 
+class RunsAnother(Node):
+    """Runs another tracked flow from inside its exec."""
+
+    def __init__(self, tracked):
+        super().__init__()
+        self.tracked = tracked
+
+    def exec(self, prep_res):
+        self.tracked.run({})
+
+
 def _record(flow, shared=None, runner=None):
     tracked = instrument(flow, workflow="wrapper-test", ledger=False)
     shared = {} if shared is None else shared
@@ -102,6 +113,15 @@ def test_node_ids_are_snake_case_with_suffixes_for_repeats():
     assert [(n.node_id, n.node_type) for n in record.nodes] == [
         ("noop", "Noop"), ("noop-2", "Noop"), ("explicit", "Mark")]
     assert snake_case("LLMNode") == "llm_node" and snake_case("SummarizeText") == "summarize_text"
+
+
+def test_node_records_carry_phase_status_and_timing_in_order():
+    first, second = Mark("a"), Mark("b")
+    first >> second
+    record, _ = _record(Flow(start=first))
+    a, b = record.nodes
+    assert (a.phase, a.status, a.attempts, a.action, a.error, a.items) == ("workflow", "success", 1, None, None, None)
+    assert 0 <= a.start_offset_ms <= a.start_offset_ms + a.duration_ms <= b.start_offset_ms <= record.duration_ms
 
 
 def test_retries_are_counted_as_attempts():
@@ -178,26 +198,50 @@ def test_the_callers_flow_and_nodes_are_untouched():
     assert type(flow.start_node) is Mark
 
 
-def test_wrappers_survive_copy_deepcopy_and_pickle_and_still_record():
+def test_wrappers_survive_copy_deepcopy_and_pickle_and_record_into_the_run_they_execute_in():
+    wrapper = instrument_graph(Flow(start=Mark("a")), "workflow").start_node
+    assert isinstance(wrapper, InstrumentedNodeWrapper)
+    clones = (copy.copy(wrapper), copy.deepcopy(wrapper), pickle.loads(pickle.dumps(wrapper)))
     with RunSession("copies", ledger=False) as session:
-        instrumented = instrument_graph(Flow(start=Mark("a")), session, "workflow")
-        wrapper = instrumented.start_node
-        assert isinstance(wrapper, InstrumentedNodeWrapper)
-        for clone in (copy.copy(wrapper), copy.deepcopy(wrapper), pickle.loads(pickle.dumps(wrapper))):
+        for clone in clones:
             assert clone.label == "a" and clone.node_id == "mark"  # attributes delegate to the node
-            assert clone.session is session
-            clone._run({})
+            session.run_instrumented(Flow(start=clone), {}, "workflow")
     assert [n.node_id for n in session.result.record.nodes] == ["mark"] * 3
 
 
+def test_a_wrapper_outside_any_run_runs_its_node_unobserved():
+    shared: dict = {}
+    instrument_graph(Flow(start=Mark("a")), "workflow")._run(shared)
+    assert shared == {"path": ["a"]}
+
+
+def test_concurrent_runs_of_one_instrumented_graph_record_separately():
+    wait, mark = Wait(), Mark("after")
+    wait >> mark
+    graph = instrument(AsyncFlow(start=wait), workflow="concurrent", ledger=False).graph
+    sessions = [RunSession("concurrent", ledger=False) for _ in range(3)]
+
+    async def run_all():
+        await asyncio.gather(*(s.run_instrumented_async(graph, {}, "workflow") for s in sessions))
+
+    asyncio.run(run_all())
+    assert [[n.node_id for n in s.finish().record.nodes] for s in sessions] == [["wait", "mark"]] * 3
+
+
+def test_a_tracked_run_inside_a_node_is_a_run_of_its_own():
+    inner = instrument(Flow(start=Mark("inner")), workflow="inner", ledger=False)
+    record, _ = _record(Flow(start=RunsAnother(inner)))
+    assert [n.node_id for n in record.nodes] == ["runs_another"]
+    assert [n.node_id for n in inner.last_run.record.nodes] == ["mark"]
+
+
 def test_wrappers_chain_with_rshift_and_actions():
-    with RunSession("chain", ledger=False) as session:
-        a = instrument_graph(Flow(start=Mark("a")), session, "workflow").start_node
-        b = instrument_graph(Flow(start=Mark("b")), session, "workflow").start_node
-        c = instrument_graph(Flow(start=Mark("c")), session, "workflow").start_node
-        a >> b
-        b - "other" >> c
-        assert a.successors == {"default": b} and b.successors == {"other": c}
+    a = instrument_graph(Flow(start=Mark("a")), "workflow").start_node
+    b = instrument_graph(Flow(start=Mark("b")), "workflow").start_node
+    c = instrument_graph(Flow(start=Mark("c")), "workflow").start_node
+    a >> b
+    b - "other" >> c
+    assert a.successors == {"default": b} and b.successors == {"other": c}
 
 
 def test_a_flow_of_thousands_of_nodes_is_instrumented_without_recursion():

@@ -10,12 +10,16 @@ from pflow_metrics.instrumentation.session import LLM_CALLS_KEY, RunResult, RunS
 
 
 class TrackedFlow:
-    """An instrumented view of a flow: every run is one RunSession (one run in the ledger).
-    The caller's flow is never modified; each run instruments a fresh copy of it."""
+    """An instrumented copy of a flow: every run is one RunSession (one run in the ledger).
+    The copy is built here, once, not at every run: the caller's flow is never modified, and
+    nodes or edges added to it afterwards are not seen (instrument it again)."""
 
     def __init__(self, flow: Any, *, workflow: str, ledger: bool | str = True, trace: bool = False,
                  budget_usd: float | None = None, tags: dict | None = None, store_prompts: bool = False):
+        from pflow_metrics.instrumentation.wrapper import instrument_graph
+
         self.flow = flow
+        self.graph = instrument_graph(flow, "workflow")
         self.options = {"ledger": ledger, "trace": trace, "budget_usd": budget_usd, "tags": tags,
                         "store_prompts": store_prompts}
         self.workflow = workflow
@@ -24,7 +28,7 @@ class TrackedFlow:
     def run(self, shared: MutableMapping) -> Any:
         session = RunSession(self.workflow, **self.options)
         try:
-            return session.run_flow(self.flow, shared)
+            return session.run_instrumented(self.graph, shared, "workflow")
         except BaseException as exc:  # KeyboardInterrupt too: recorded as failed, then re-raised
             session.finish(error=exc)
             raise
@@ -34,7 +38,7 @@ class TrackedFlow:
     async def run_async(self, shared: MutableMapping) -> Any:
         session = RunSession(self.workflow, **self.options)
         try:
-            return await session.run_flow_async(self.flow, shared)
+            return await session.run_instrumented_async(self.graph, shared, "workflow")
         except BaseException as exc:
             session.finish(error=exc)
             raise

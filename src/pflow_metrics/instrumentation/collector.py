@@ -22,6 +22,10 @@ class MetricsCollector:
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
 
+    def offset_ms(self, moment: float) -> float:
+        """A `time.perf_counter()` reading as milliseconds since the run started."""
+        return (moment - self.started) * 1000
+
     def record_node(self, node: NodeRecord) -> None:
         self.nodes.append(node)
 

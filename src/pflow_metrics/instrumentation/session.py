@@ -9,27 +9,26 @@ workflow's own exceptions, re-raised after they were recorded.
 
 from __future__ import annotations
 
+import copy
 import warnings
-import weakref
 from collections.abc import MutableMapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pflow_metrics.instrumentation import llm_capture
 from pflow_metrics.instrumentation.collector import MetricsCollector
 from pflow_metrics.instrumentation.errors import BudgetExceeded, MetricsWarning
 from pflow_metrics.instrumentation.usage import RejectedUsage, call_from_usage
-from pflow_metrics.record import LLMCallRecord, NodeRecord, RunRecord, new_run_record, utcnow
+from pflow_metrics.record import PHASES, LLMCallRecord, NodeRecord, RunRecord, new_run_record, utcnow
 
 PLANNER_FLAG = "__is_planner__"
 LLM_CALLS_KEY = "__llm_calls__"
 
-# Wrappers find their session by run id after a pickle round trip.
-_live_sessions: weakref.WeakValueDictionary[str, RunSession] = weakref.WeakValueDictionary()
-
-
-def live_session(run_id: str | None) -> RunSession | None:
-    return None if run_id is None else _live_sessions.get(run_id)
+# The session of the run being executed. Wrappers look it up at every node, so one instrumented
+# graph serves every run; asyncio tasks (concurrent batch items, concurrent runs) inherit it.
+current_session: ContextVar[RunSession | None] = ContextVar("pflow_metrics_session", default=None)
 
 
 @dataclass
@@ -63,7 +62,6 @@ class RunSession:
         self.result: RunResult | None = None
         self.writer = self._begin_ledger(ledger)
         self.trace = self._open_trace(workflow, trace)
-        _live_sessions[self.run_id] = self
 
     def _begin_ledger(self, ledger: bool | str):
         if ledger is False or ledger is None:
@@ -92,31 +90,46 @@ class RunSession:
 
     def run_flow(self, flow: Any, shared: MutableMapping, phase: str = "workflow") -> Any:
         """Run an instrumented copy of `flow` on `shared`; returns the flow's action."""
-        instrumented = self._prepare(flow, shared, phase)
-        started = self.collector.elapsed_ms()
-        try:
-            return instrumented._run(shared)
-        finally:
-            self.collector.add_phase_time(phase, self.collector.elapsed_ms() - started)
-
-    async def run_flow_async(self, flow: Any, shared: MutableMapping, phase: str = "workflow") -> Any:
-        instrumented = self._prepare(flow, shared, phase)
-        started = self.collector.elapsed_ms()
-        try:
-            return await instrumented._run_async(shared)
-        finally:
-            self.collector.add_phase_time(phase, self.collector.elapsed_ms() - started)
-
-    def _prepare(self, flow: Any, shared: MutableMapping, phase: str) -> Any:
         from pflow_metrics.instrumentation.wrapper import instrument_graph
 
-        if phase not in self.collector.phase_ms:
-            raise ValueError(f"phase must be one of {', '.join(self.collector.phase_ms)}, got {phase!r}")
+        return self.run_instrumented(instrument_graph(flow, phase), shared, phase)
+
+    async def run_flow_async(self, flow: Any, shared: MutableMapping, phase: str = "workflow") -> Any:
+        from pflow_metrics.instrumentation.wrapper import instrument_graph
+
+        return await self.run_instrumented_async(instrument_graph(flow, phase), shared, phase)
+
+    def run_instrumented(self, graph: Any, shared: MutableMapping, phase: str) -> Any:
+        """Run `graph`, built by `instrument_graph(flow, phase)` and reusable across runs, as
+        part of this session."""
+        flow, token, started = self._enter(graph, shared, phase)
+        try:
+            return flow._run(shared)
+        finally:
+            self._leave(token, phase, started)
+
+    async def run_instrumented_async(self, graph: Any, shared: MutableMapping, phase: str) -> Any:
+        flow, token, started = self._enter(graph, shared, phase)
+        try:
+            return await flow._run_async(shared)
+        finally:
+            self._leave(token, phase, started)
+
+    def _enter(self, graph: Any, shared: MutableMapping, phase: str) -> tuple[Any, Any, float]:
+        if phase not in PHASES:
+            raise ValueError(f"phase must be one of {', '.join(PHASES)}, got {phase!r}")
         if phase == "planner":
             shared[PLANNER_FLAG] = True
         if not isinstance(shared.get(LLM_CALLS_KEY), list):
             shared[LLM_CALLS_KEY] = []
-        return instrument_graph(flow, self, phase)
+        self._guard("llm capture", llm_capture.watch)
+        # A copy per run, as PocketFlow copies every node it runs: the graph may be running
+        # elsewhere at the same time.
+        return copy.copy(graph), current_session.set(self), self.collector.elapsed_ms()
+
+    def _leave(self, token: Any, phase: str, started: float) -> None:
+        current_session.reset(token)
+        self.collector.add_phase_time(phase, self.collector.elapsed_ms() - started)
 
     # -- called by the wrappers ----------------------------------------------------------
 

@@ -1,13 +1,15 @@
 """InstrumentedNodeWrapper: the outermost wrapper of every node of an instrumented flow.
 
-`instrument_graph` builds an instrumented copy of a flow: every node reachable from the start
-node (nested flows too, their ids prefixed `parent/child`) is wrapped, and the caller's flow and
-nodes are never modified. Each run of a wrapper works on a fresh copy of the node chain inside
-it, as PocketFlow does with `copy.copy` at every step, so per-run state (params, the attempt
-counter) never leaks between steps or concurrent runs.
+`instrument_graph` builds an instrumented copy of a flow once: every node reachable from the
+start node (nested flows too, their ids prefixed `parent/child`) is wrapped, and the caller's
+flow and nodes are never modified. Each run of a wrapper works on a fresh copy of the node chain
+inside it, as PocketFlow does with `copy.copy` at every step, so per-run state (params, the
+attempt counter) never leaks between steps or concurrent runs.
 
-A wrapper finds its RunSession through `session.live_session(run_id)` after pickling; a wrapper
-without a live session runs its node uninstrumented.
+Wrappers hold no session: one graph serves every run, and a wrapper records into the session of
+the run it executes in (`session.current_session`, a ContextVar that asyncio tasks inherit), so
+copies and pickles of wrappers need nothing special. A wrapper outside any run runs its node
+uninstrumented.
 """
 
 from __future__ import annotations
@@ -19,28 +21,24 @@ import time
 import warnings
 from collections import deque
 from collections.abc import MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pocketflow import AsyncNode, BaseNode, BatchNode, Flow
 
 from pflow_metrics.instrumentation import llm_capture
 from pflow_metrics.instrumentation.errors import MetricsWarning
+from pflow_metrics.instrumentation.session import LLM_CALLS_KEY, RunSession, current_session
 from pflow_metrics.record import NodeRecord
 
-if TYPE_CHECKING:
-    from pflow_metrics.instrumentation.session import RunSession
-
 _PICKLE_HOOKS = ("__setstate__", "__getstate__", "__getnewargs__", "__getnewargs_ex__")
-LLM_CALLS_KEY = "__llm_calls__"
 
 
 class InstrumentedNodeWrapper(BaseNode):
-    def __init__(self, inner_node: BaseNode, node_id: str, session: RunSession | None, phase: str):
+    def __init__(self, inner_node: BaseNode, node_id: str, phase: str):
         super().__init__()
         self.inner_node = inner_node
         self.node_id = node_id
         self.node_type = getattr(inner_node, "node_type", None) or type(inner_node).__name__
-        self.session = session
         self.phase = phase
         self.is_flow = isinstance(inner_node, Flow)
         # Where the runtime's namespacing puts this node's llm_usage: its own (unprefixed) id.
@@ -53,44 +51,22 @@ class InstrumentedNodeWrapper(BaseNode):
             raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
         return getattr(object.__getattribute__(self, "inner_node"), name)
 
-    # Flow copies every node at every step: keep that copy cheap and the session shared.
+    # Flow copies every node at every step: keep that copy cheap.
     def __copy__(self) -> InstrumentedNodeWrapper:
         clone = object.__new__(type(self))
-        clone.__dict__.update(self.__dict__)
+        clone.__dict__ = self.__dict__.copy()
         return clone
-
-    def __deepcopy__(self, memo: dict) -> InstrumentedNodeWrapper:
-        clone = object.__new__(type(self))
-        memo[id(self)] = clone
-        for key, value in self.__dict__.items():
-            clone.__dict__[key] = value if key == "session" else copy.deepcopy(value, memo)
-        return clone
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        session = state.pop("session", None)
-        state["run_id"] = getattr(session, "run_id", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        from pflow_metrics.instrumentation.session import live_session
-
-        state = dict(state)
-        run_id = state.pop("run_id", None)
-        self.__dict__.update(state)
-        self.session = live_session(run_id)
 
     def _start(self, shared: MutableMapping) -> tuple[BaseNode, _Observation | None]:
         node = _copy_chain(self.inner_node)
         node.set_params(self.params)
-        session = self.session
+        session = current_session.get()
         if session is None:
             return node, None
         session.check_budget()  # BudgetExceeded: this node does not start
         try:
-            llm_capture.watch()
-            observation = _Observation(self, shared, node)
-            _count_attempts(_innermost(node), observation)
+            observation = _Observation(self, session, shared, node)
+            _count_attempts(node, observation)
             session.node_started(observation, shared)
         except Exception as exc:  # metrics never break the workflow they observe
             warnings.warn(f"pflow-metrics: node {self.node_id} not observed: {exc}", MetricsWarning, stacklevel=3)
@@ -116,8 +92,8 @@ class InstrumentedNodeWrapper(BaseNode):
 class AsyncInstrumentedNodeWrapper(InstrumentedNodeWrapper, AsyncNode):
     """The same for AsyncNode and AsyncFlow: AsyncFlow awaits `_run_async` of AsyncNodes."""
 
-    def __init__(self, inner_node: BaseNode, node_id: str, session: RunSession | None, phase: str):
-        super().__init__(inner_node, node_id, session, phase)
+    def __init__(self, inner_node: BaseNode, node_id: str, phase: str):
+        super().__init__(inner_node, node_id, phase)
         del self.max_retries, self.wait  # set by Node.__init__; the inner node's values apply
 
     async def _run_async(self, shared: MutableMapping) -> Any:
@@ -139,57 +115,60 @@ class AsyncInstrumentedNodeWrapper(InstrumentedNodeWrapper, AsyncNode):
 class _Observation:
     """What one run of one node did: timing, attempts, items, usage written during it."""
 
-    __slots__ = ("wrapper", "node", "session", "attempts", "items", "captured", "is_flow", "local_id",
-                 "root_before", "namespaced_before", "calls_before", "offset_ms", "started")
+    __slots__ = ("wrapper", "node", "session", "attempts", "items", "captured", "root_before",
+                 "namespaced_before", "calls_before", "started")
 
-    def __init__(self, wrapper: InstrumentedNodeWrapper, shared: MutableMapping, node: BaseNode):
+    def __init__(self, wrapper: InstrumentedNodeWrapper, session: RunSession, shared: MutableMapping,
+                 node: BaseNode):
         self.wrapper = wrapper
         self.node = node
-        self.session = wrapper.session
+        self.session = session
         self.attempts = 0
         self.items: int | None = None
         self.captured: list[dict[str, Any]] = []
-        self.is_flow = wrapper.is_flow
-        self.local_id = wrapper.local_id
         # Usage present before the node ran is stale: only usage written during it counts.
-        self.root_before = _Seen(_root_usage(shared))
-        self.namespaced_before = _Seen(_namespaced_usage(shared, self.local_id))
-        self.calls_before = _calls_length(shared)
-        self.offset_ms = self.session.collector.elapsed_ms()
+        root, namespaced, self.calls_before = _self_reported(shared, wrapper.local_id)
+        self.root_before = None if root is None else _Seen(root)
+        self.namespaced_before = None if namespaced is None else _Seen(namespaced)
         self.started = time.perf_counter()
 
     def finish(self, shared: MutableMapping, action: Any = None, error: BaseException | None = None) -> None:
-        duration_ms = (time.perf_counter() - self.started) * 1000
+        ended = time.perf_counter()
+        wrapper = self.wrapper
         try:
+            # Positional, in field order: keywords make this dataclass __init__ three times as
+            # slow, on every node of every run.
             record = NodeRecord(
-                node_id=self.wrapper.node_id,
-                node_type=self.wrapper.node_type,
-                phase=self.wrapper.phase,
-                duration_ms=duration_ms,
-                status="failed" if error is not None else "success",
-                attempts=max(self.attempts - (self.items or 0) + 1, 1) if self.items else max(self.attempts, 1),
-                action=action if isinstance(action, str) else None,
-                error=None if error is None else f"{type(error).__name__}: {error}"[:2000],
-                start_offset_ms=self.offset_ms,
-                items=self.items,
+                wrapper.node_id,
+                wrapper.node_type,
+                wrapper.phase,
+                (ended - self.started) * 1000,  # duration_ms
+                "failed" if error is not None else "success",
+                max(self.attempts - (self.items or 0) + 1, 1) if self.items else max(self.attempts, 1),
+                action if isinstance(action, str) else None,
+                None if error is None else f"{type(error).__name__}: {error}"[:2000],
+                self.session.collector.offset_ms(self.started),  # start_offset_ms
+                self.items,
             )
             self.session.node_finished(self, record, self.usage_entries(shared), shared, error)
         except Exception as exc:  # metrics never break the workflow they observe
-            warnings.warn(f"pflow-metrics: node {self.wrapper.node_id} not recorded: {exc}", MetricsWarning,
+            warnings.warn(f"pflow-metrics: node {wrapper.node_id} not recorded: {exc}", MetricsWarning,
                           stacklevel=2)
 
     def usage_entries(self, shared: MutableMapping) -> list[Any]:
         """Captured `llm` calls, plus usage the node reported itself (llm_usage at the root or in
         its namespace, or entries appended to `__llm_calls__`) that repeats none of them."""
         entries: list[Any] = list(self.captured)
-        if self.is_flow:  # its nodes reported their own usage
+        if self.wrapper.is_flow:  # its nodes reported their own usage
             return entries
+        root, namespaced, calls = _self_reported(shared, self.wrapper.local_id)
+        if root is None and namespaced is None and calls <= self.calls_before:
+            return entries  # the common case: the node reported nothing itself
         reported = []
-        for seen, now in ((self.root_before, _root_usage(shared)),
-                          (self.namespaced_before, _namespaced_usage(shared, self.local_id))):
-            if now is not None and seen.changed(now) and not any(now is r for r in reported):
+        for seen, now in ((self.root_before, root), (self.namespaced_before, namespaced)):
+            if now is not None and (seen is None or seen.changed(now)) and not any(now is r for r in reported):
                 reported.append(now)
-        if _calls_length(shared) > self.calls_before:
+        if calls > self.calls_before:
             reported += _claim_unattributed_calls(shared, self.calls_before)
         return entries + _without_duplicates(reported, entries) if reported else entries
 
@@ -230,27 +209,24 @@ def _same_counts(captured: dict[str, Any], reported: dict[str, Any]) -> bool:
     )
 
 
-def _root_usage(shared: MutableMapping) -> Any:
+def _self_reported(shared: MutableMapping, local_id: str) -> tuple[Any, Any, int]:
+    """What a node can report itself: llm_usage at the root, llm_usage in its namespace, and
+    the length of `__llm_calls__`. A store that fails to answer reports nothing."""
     try:
-        return shared.get("llm_usage")
+        root = shared.get("llm_usage")
     except Exception:
-        return None
-
-
-def _namespaced_usage(shared: MutableMapping, node_id: str) -> Any:
+        root = None
     try:
-        space = shared.get(node_id)
+        space = shared.get(local_id)
+        namespaced = space.get("llm_usage") if isinstance(space, dict) else None
     except Exception:
-        return None
-    return space.get("llm_usage") if isinstance(space, dict) else None
-
-
-def _calls_length(shared: MutableMapping) -> int:
+        namespaced = None
     try:
         calls = shared.get(LLM_CALLS_KEY)
+        count = len(calls) if isinstance(calls, list) else 0
     except Exception:
-        return 0
-    return len(calls) if isinstance(calls, list) else 0
+        count = 0
+    return root, namespaced, count
 
 
 def _claim_unattributed_calls(shared: MutableMapping, start: int) -> list[Any]:
@@ -296,25 +272,18 @@ def _shallow_copy(node: BaseNode) -> BaseNode:
     if not plain:
         return copy.copy(node)
     clone = object.__new__(cls)
-    clone.__dict__.update(node.__dict__)
+    clone.__dict__ = node.__dict__.copy()
     return clone
 
 
-def _innermost(node: BaseNode) -> BaseNode:
+def _count_attempts(node: BaseNode, observation: _Observation) -> None:
+    """Count exec calls on this run's own copy of the innermost node: PocketFlow retries inside
+    `_exec`, and `cur_retry` races under AsyncParallelBatchNode. For a BatchNode, also count the
+    items prep returned. Attempts are then 1 + the retries (summed over a batch's items)."""
     while isinstance(node.__dict__.get("inner_node"), BaseNode):
         node = node.inner_node
-    return node
-
-
-def _count_attempts(node: BaseNode, observation: _Observation) -> None:
-    """Count exec calls on this run's own copy: PocketFlow retries inside `_exec`, and
-    `cur_retry` races under AsyncParallelBatchNode. For a BatchNode, also count the items prep
-    returned. Attempts are then 1 + the retries (summed over a batch's items)."""
-    if isinstance(node, Flow):
-        return
-    if getattr(node, "max_retries", 1) <= 1 and not isinstance(node, BatchNode):
-        observation.attempts = 1  # no retry possible: nothing to count
-        return
+    if (getattr(node, "max_retries", 1) <= 1 and not isinstance(node, BatchNode)) or isinstance(node, Flow):
+        return  # nothing to count: `finish` reads no counted attempts as one
     if isinstance(node, AsyncNode):
         exec_async, prep_async = node.exec_async, node.prep_async
 
@@ -360,20 +329,20 @@ def snake_case(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
-def instrument_graph(flow: Flow, session: RunSession, phase: str, prefix: str = "") -> Flow:
+def instrument_graph(flow: Flow, phase: str, prefix: str = "") -> Flow:
     """A copy of `flow` whose every node (nested flows too) is wrapped; the original is untouched."""
     instrumented = copy.copy(flow)
     instrumented.successors = dict(flow.successors)
     if flow.start_node is not None:
-        instrumented.start_node = _Wrapping(session, phase, prefix).wrap(flow.start_node)
+        instrumented.start_node = _Wrapping(phase, prefix).wrap(flow.start_node)
     return instrumented
 
 
 class _Wrapping:
     """Wraps one flow level: every node once (graphs may loop), ids unique within the level."""
 
-    def __init__(self, session: RunSession, phase: str, prefix: str):
-        self.session, self.phase, self.prefix = session, phase, prefix
+    def __init__(self, phase: str, prefix: str):
+        self.phase, self.prefix = phase, prefix
         self.wrapped: dict[int, InstrumentedNodeWrapper] = {}
         self.seen_ids: dict[str, int] = {}
 
@@ -397,10 +366,10 @@ class _Wrapping:
         node_id = self.prefix + self._local_id(node)
         inner = node
         if isinstance(node, Flow):
-            inner = instrument_graph(node, self.session, self.phase, prefix=f"{node_id}/")
+            inner = instrument_graph(node, self.phase, prefix=f"{node_id}/")
             inner.successors = {}  # the wrapper follows the edges
         cls = AsyncInstrumentedNodeWrapper if isinstance(node, AsyncNode) else InstrumentedNodeWrapper
-        wrapper = cls(inner, node_id, self.session, self.phase)
+        wrapper = cls(inner, node_id, self.phase)
         wrapper.node_type = getattr(node, "node_type", None) or type(node).__name__
         return wrapper
 
