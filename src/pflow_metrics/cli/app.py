@@ -13,6 +13,7 @@ import typer
 from pflow_metrics.cli import budget as budget_commands
 from pflow_metrics.cli import db as db_commands
 from pflow_metrics.cli import export as export_commands
+from pflow_metrics.cli import pricing as pricing_commands
 from pflow_metrics.cli import report as report_commands
 from pflow_metrics.cli import runs as runs_commands
 from pflow_metrics.cli import trace as trace_commands
@@ -51,6 +52,8 @@ app.command("ingest")(export_commands.ingest)
 app.command("prune")(export_commands.prune)
 app.command("run")(run_command)
 app.add_typer(trace_commands.app, name="trace")
+app.add_typer(pricing_commands.app, name="pricing")
+app.command("reprice")(pricing_commands.reprice)
 
 
 def main(argv: list[str] | None = None) -> None:

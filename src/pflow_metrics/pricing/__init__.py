@@ -23,6 +23,7 @@ import os
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ class Rates:
     cache_creation: float | None = None
     source: str = OVERRIDE  # "override" | "genai-prices"
     model: str = ""  # the priced model id
+    provider: str | None = None  # the genai-prices provider id; None for overrides
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -150,6 +152,7 @@ def _catalogue_price(model: str, provider: str | None, day: str) -> tuple[Rates,
             cache_creation=_optional_base(price.cache_write_mtok),
             source=CATALOGUE,
             model=result.model.id,
+            provider=result.provider.id,
         )
         return rates, price
     return None
@@ -246,5 +249,27 @@ def known_rates(providers: tuple[str, ...] = LISTED_PROVIDERS) -> list[Rates]:
                 cache_creation=_optional_base(price.cache_write_mtok),
                 source=CATALOGUE,
                 model=model.id,
+                provider=provider.id,
             )
     return list(listed.values())
+
+
+def catalogue_providers() -> list[str]:
+    """The provider ids genai-prices knows (for checking a --provider value)."""
+    from genai_prices import data_snapshot
+
+    return [provider.id for provider in data_snapshot.get_snapshot().providers]
+
+
+@functools.cache
+def catalogue_version() -> str:
+    """The installed genai-prices version: its bundled data is what prices calls."""
+    return version("genai-prices")
+
+
+def origin(rates: Rates, at: datetime | None = None) -> str:
+    """Where `rates` came from, for people: the pricing file's path, or the genai-prices
+    version and the day whose prices were used."""
+    if rates.source == OVERRIDE:
+        return f"pricing file {pricing_file()}"
+    return f"genai-prices {catalogue_version()} (bundled data), prices of {_day(at)}"
