@@ -22,6 +22,7 @@ SCHEMA_VERSION = 1
 RUN_STATUSES = ("running", "success", "failed", "crashed", "budget_exceeded")
 PHASES = ("planner", "workflow")
 TOKEN_KINDS = ("input", "output", "cache_creation", "cache_read", "thinking")
+MAX_COUNT = 2**63 - 1  # the largest integer either ledger engine stores
 
 
 def utcnow() -> datetime:
@@ -205,8 +206,8 @@ class _RecordReader:
     def run(self, data: Any) -> RunRecord:
         data = self._mapping(data, "record")
         schema = data.get("schema", SCHEMA_VERSION)
-        if type(schema) is not int:
-            raise RecordError(f"schema: must be a whole number, got {schema!r}")
+        if type(schema) is not int or schema < 1:
+            raise RecordError(f"schema: must be a whole number >= 1, got {schema!r}")
         if schema > SCHEMA_VERSION:
             raise RecordError(
                 f"schema: version {schema} is newer than this pflow-metrics understands "
@@ -319,6 +320,8 @@ class _RecordReader:
             return default
         if type(value) is not int or value < 0:
             raise RecordError(f"{where or key}: must be a whole number >= 0, got {value!r}")
+        if value > MAX_COUNT:
+            raise RecordError(f"{where or key}: must be at most {MAX_COUNT} (a 64-bit integer), got {value}")
         return value
 
     @staticmethod

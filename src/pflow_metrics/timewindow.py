@@ -14,7 +14,13 @@ _UNITS = {"m": timedelta(minutes=1), "min": timedelta(minutes=1), "h": timedelta
 
 
 def parse_moment(text: str, option: str = "--since", now: datetime | None = None) -> datetime:
-    now = now or datetime.now(UTC)
+    try:
+        return _parse_moment(text, option, now or datetime.now(UTC))
+    except OverflowError:  # 99999999999d, or year 1 moved across a UTC offset
+        raise UsageError(f"{option}: '{text}' is out of range; try 7d, 24h or 2026-11-01") from None
+
+
+def _parse_moment(text: str, option: str, now: datetime) -> datetime:
     value = text.strip().lower()
     local_midnight = now.astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
     if value == "now":

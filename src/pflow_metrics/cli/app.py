@@ -7,6 +7,7 @@ pocketflow, pricing data) inside the command, so that report commands start fast
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 
@@ -57,7 +58,18 @@ app.command("reprice")(pricing_commands.reprice)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: expected errors are one line on stderr, never a traceback."""
+    """Console entry point: expected errors are one line on stderr, never a traceback; so is
+    each warning (a world-readable ledger), instead of Python's two lines with source code."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        _main(argv)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    typer.echo(f"pflow-metrics: warning: {_one_line(str(message)).removeprefix('pflow-metrics: ')}", err=True)
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         app(args=argv, prog_name="pflow-metrics", standalone_mode=False)
     except PflowMetricsError as exc:
@@ -68,10 +80,16 @@ def main(argv: list[str] | None = None) -> None:
         _fail("aborted", 130)
     except Exception as exc:  # usage errors from Typer's click, and anything unforeseen
         if callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int):
-            _fail(_one_line(exc.format_message()), exc.exit_code)
+            # A group called without a command has printed its help; its message is empty.
+            _fail(_one_line(exc.format_message()) or _missing_command(exc), exc.exit_code)
         _fail(f"internal error: {type(exc).__name__}: {_one_line(str(exc))}", 1)
     else:
         sys.exit(0)
+
+
+def _missing_command(exc: Exception) -> str:
+    path = getattr(getattr(exc, "ctx", None), "command_path", None) or "pflow-metrics"
+    return f"missing command; `{path} --help` lists them"
 
 
 def _one_line(message: str) -> str:

@@ -10,6 +10,7 @@ import json
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
@@ -61,7 +62,7 @@ def run(
         raise UsageError("--trace-planner, --planner-model and --save need --plan")
     if plan is None and (not args or "=" in args[0]):
         raise UsageError("give a workflow FILE, or a request with --plan")
-    if budget_usd is not None and budget_usd <= 0:
+    if budget_usd is not None and not budget_usd > 0:  # also nan, which no cost ever passes
         raise UsageError(f"--budget-usd must be more than 0, got {budget_usd}")
     source = None if plan is not None else args.pop(0)
     given = _pairs(args, "input")
@@ -74,7 +75,9 @@ def run(
             typer.echo(f"pflow-metrics: error: {error}", err=True)
         raise SystemExit(EXIT_USAGE) from None
 
-    with _signals_raise():
+    # Warnings (a spooled run, a rejected usage entry) become one line each on stderr, after the
+    # run, instead of Python's two-line format with a source line.
+    with _signals_raise(), warnings.catch_warnings(record=True) as caught:
         outcome = run_workflow(
             ir, given,
             workflow=Path(source).stem if source else "planned",
@@ -84,7 +87,7 @@ def run(
             store_prompts=store_prompts,
             progress=_show_progress if sys.stderr.isatty() else None,
         )
-    _report(outcome, output_format)
+    _report(outcome, output_format, caught)
     raise SystemExit(_exit_code(outcome.error))
 
 
@@ -133,10 +136,15 @@ def _exit_code(error: BaseException | None) -> int:
     return EXIT_FAILURE
 
 
-def _report(outcome: Any, output_format: OutputFormat) -> None:
+def _report(outcome: Any, output_format: OutputFormat, caught: list[warnings.WarningMessage] = ()) -> None:
+    from pflow_metrics.ledger.writer import LedgerWarning
+
     result = outcome.result
+    for warning in caught:
+        if not issubclass(warning.category, LedgerWarning):  # that one is result.ledger_warning
+            typer.echo(f"pflow-metrics: warning: {_without_prefix(str(warning.message))}", err=True)
     if getattr(result, "ledger_warning", None):
-        typer.echo(f"pflow-metrics: warning: {_one_line(result.ledger_warning)}", err=True)
+        typer.echo(f"pflow-metrics: warning: {_without_prefix(result.ledger_warning)}", err=True)
     if outcome.planner_trace_path:
         typer.echo(f"planner trace: {outcome.planner_trace_path}", err=True)
     if outcome.saved_workflow:
@@ -201,6 +209,10 @@ def _cost_text(total: dict[str, Any]) -> str:
 def _error_text(error: BaseException) -> str:
     text = _one_line(str(error))
     return text or type(error).__name__
+
+
+def _without_prefix(text: str) -> str:
+    return _one_line(text).removeprefix("pflow-metrics: ")
 
 
 def _one_line(text: str) -> str:

@@ -16,7 +16,7 @@ app = typer.Typer(help="List recorded runs and show one in detail.", no_args_is_
 @app.command("list")
 def runs_list(ctx: typer.Context, since: Since = "7d", until: Until = None, workflow: Workflow = None,
               model: Model = None, status: Status = None, tag: Tag = None, format: Format = "table",
-              utc: Utc = False, limit: int = typer.Option(20, "--limit", min=1)) -> None:
+              utc: Utc = False, limit: int = typer.Option(20, "--limit", min=1, max=2**63 - 1)) -> None:
     """Recent runs, newest first."""
     from pflow_metrics.ledger.queries import list_runs
 

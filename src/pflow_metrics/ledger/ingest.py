@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pflow_metrics.errors import RecordError
+from pflow_metrics.errors import LedgerError, RecordError
 from pflow_metrics.ledger.store import Ledger
 from pflow_metrics.record import RunRecord
 
@@ -35,9 +35,28 @@ def price_missing_costs(record: RunRecord) -> None:
     record.compute_totals()
 
 
+def _land(ledger: Ledger, batch: list[tuple[int, RunRecord]], result: IngestResult) -> None:
+    """Write a batch in one transaction; if the engine refuses it (PostgreSQL takes no NUL in
+    text, for one), write its records one by one and report the refused ones by line number.
+    A ledger that cannot be written at all (LedgerUnavailable) still stops the ingest."""
+    try:
+        result.landed += ledger.finish_runs([record for _, record in batch])
+        return
+    except LedgerError as exc:
+        if len(batch) == 1:
+            result.problems.append((batch[0][0], f"not stored: {exc}"))
+            return
+    for number, record in batch:
+        try:
+            result.landed += ledger.finish_runs([record])
+        except LedgerError as exc:
+            result.problems.append((number, f"not stored: {exc}"))
+    result.problems.sort()
+
+
 def ingest_lines(ledger: Ledger, lines: Iterable[str]) -> IngestResult:
     result = IngestResult()
-    batch: list[RunRecord] = []
+    batch: list[tuple[int, RunRecord]] = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -50,10 +69,10 @@ def ingest_lines(ledger: Ledger, lines: Iterable[str]) -> IngestResult:
             result.problems.append((number, str(exc)))
             continue
         price_missing_costs(record)
-        batch.append(record)
+        batch.append((number, record))
         if len(batch) >= BATCH:
-            result.landed += ledger.finish_runs(batch)
+            _land(ledger, batch, result)
             batch = []
     if batch:
-        result.landed += ledger.finish_runs(batch)
+        _land(ledger, batch, result)
     return result

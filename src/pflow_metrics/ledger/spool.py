@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from pflow_metrics.config import PRIVATE_FILE_MODE, home_subdir, pflow_home
-from pflow_metrics.errors import RecordError
+from pflow_metrics.errors import LedgerError, RecordError
 from pflow_metrics.record import RunRecord
 
 
@@ -43,7 +43,9 @@ def spooled_files() -> list[Path]:
 def drain_spool(ledger) -> int:
     """Ingest spooled records into `ledger` and remove them. Returns how many landed.
 
-    A file that is not a valid record is left in place (renamed `.bad`) rather than lost.
+    A file that is not a valid record, or a record the ledger refuses for good (a LedgerError:
+    PostgreSQL takes no NUL in text, for one), is left in place (renamed `.bad`) rather than
+    lost or retried by every run. LedgerUnavailable (the ledger went away) stops the drain.
     """
     landed = 0
     for path in spooled_files():
@@ -52,7 +54,11 @@ def drain_spool(ledger) -> int:
         except (OSError, ValueError, RecordError):
             path.rename(path.with_suffix(".bad"))
             continue
-        ledger.finish_run(record)
+        try:
+            ledger.finish_run(record)
+        except LedgerError:
+            path.rename(path.with_suffix(".bad"))
+            continue
         path.unlink(missing_ok=True)
         landed += 1
     return landed

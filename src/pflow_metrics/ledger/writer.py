@@ -110,10 +110,14 @@ class RunWriter:
             if self.ledger is None:
                 raise self._problem or PflowMetricsError("ledger was not opened")
             self.ledger.finish_run(self.record)
-            drain_spool(self.ledger)
-            return None
         except PflowMetricsError as exc:
             problem = exc
+        else:
+            try:
+                drain_spool(self.ledger)
+            except (PflowMetricsError, OSError):  # this run is recorded; the spool waits for the next
+                pass
+            return None
         try:
             self.spooled_to = spool_record(self.record)
         except OSError as exc:
