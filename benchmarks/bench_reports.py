@@ -50,18 +50,25 @@ def main(quick: bool = False) -> None:
     now = datetime.now(UTC)
     started = time.perf_counter()
     ingest_lines(ledger, record_lines(runs, now))
-    ingest_s = time.perf_counter() - started
+    ingest_s = time.perf_counter() - started  # includes building every day's and month's roll-ups
 
     week = Filters(since=now - timedelta(days=7))
     ours_week = median_seconds(lambda: cost_by(ledger, week, ["model"]), 5)
     raw = sqlite3.connect(path)
     since = (now - timedelta(days=7)).replace(tzinfo=None).isoformat(" ")
+    # CROSS JOIN makes SQLite walk runs by start time first: the fastest plan for raw SQL here
+    # (a plain JOIN scans every call through the model index).
     raw_sql = ("SELECT c.model, count(*), count(DISTINCT c.run_id), sum(c.input_tokens), sum(c.output_tokens), "
-               "sum(c.cost_usd) FROM llm_calls c JOIN runs r ON c.run_id = r.id WHERE r.started_at >= ? "
+               "sum(c.cost_usd) FROM runs r CROSS JOIN llm_calls c ON c.run_id = r.id WHERE r.started_at >= ? "
                "GROUP BY c.model")
     raw_week = median_seconds(lambda: raw.execute(raw_sql, (since,)).fetchall(), 5)
     all_time = median_seconds(lambda: cost_by(ledger, Filters(), ["model"]), 3)
     year = median_seconds(lambda: report(ledger, Filters(since=now - timedelta(days=365))), 3)
+    raw_all = median_seconds(lambda: raw.execute(raw_sql.replace("WHERE r.started_at >= ?", ""), ()).fetchall(), 1)
+
+    # The usual case in CI: a run lands, then a report, which first rebuilds that day and month.
+    after_write = median_seconds(lambda: report(ledger, Filters(since=now - timedelta(days=365))), 3,
+                                 setup=lambda: ledger.finish_run(make_run("workflow-0", started_at=now, nodes=3)))
     ledger.close()
 
     def process(*args: str) -> float:
@@ -73,11 +80,14 @@ def main(quick: bool = False) -> None:
     bare = process(sys.executable, "-c", "import sqlalchemy")
 
     print_table(f"reports on {runs:,} runs / {runs * 10:,} calls (SQLite)", [
-        ("ingest", f"{runs / ingest_s:,.0f} runs/s", "-", "-"),
+        ("ingest, roll-ups included", f"{runs / ingest_s:,.0f} runs/s", "-", "-"),
         ("cost --by model --since 7d", f"{ours_week * 1000:.1f} ms", f"raw SQL {raw_week * 1000:.1f} ms",
          verdict(ours_week <= 1.5 * raw_week, f"<= 1.5x ({ours_week / raw_week:.2f}x)")),
-        ("cost --by model, all time", f"{all_time * 1000:.0f} ms", "-", verdict(all_time <= 0.2, "<= 200 ms")),
+        ("cost --by model, all time", f"{all_time * 1000:.0f} ms", f"raw SQL {raw_all * 1000:.0f} ms",
+         verdict(all_time <= 0.2, "<= 200 ms")),
         ("report --since 365d", f"{year * 1000:.0f} ms", "-", verdict(year <= 0.2, "<= 200 ms")),
+        ("report --since 365d, one new run", f"{after_write * 1000:.0f} ms", "-",
+         verdict(after_write <= 0.2, "<= 200 ms")),
         ("budget, whole process", f"{cold_budget * 1000:.0f} ms", f"import sqlalchemy {bare * 1000:.0f} ms",
          f"{cold_budget / bare:.1f}x"),
         ("cost, whole process", f"{cold_cost * 1000:.0f} ms", f"import sqlalchemy {bare * 1000:.0f} ms",

@@ -20,7 +20,7 @@ from pflow_metrics.config import PRIVATE_FILE_MODE, private_dir, sqlite_path
 from pflow_metrics.errors import LedgerError, LedgerUnavailable
 
 # Every revision in migrations/versions, oldest first. A test checks this against Alembic.
-REVISIONS = ("0001",)
+REVISIONS = ("0001", "0002")
 HEAD_REVISION = REVISIONS[-1]
 
 # How long a writer waits for another one; PFLOW_SQLITE_BUSY_TIMEOUT_MS overrides it.

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pflow_metrics.errors import LedgerError, RecordError
+from pflow_metrics.ledger.rollups import refresh
 from pflow_metrics.ledger.store import Ledger
 from pflow_metrics.record import RunRecord
 
@@ -75,4 +76,6 @@ def ingest_lines(ledger: Ledger, lines: Iterable[str]) -> IngestResult:
             batch = []
     if batch:
         _land(ledger, batch, result)
+    if result.landed:
+        refresh(ledger)  # a bulk load dirties many days: build their roll-ups now, not in the next report
     return result

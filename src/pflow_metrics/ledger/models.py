@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -143,3 +144,102 @@ class LLMCall(Base):
         Index("ix_llm_calls_run_id_seq", "run_id", "seq", unique=True),
         Index("ix_llm_calls_model", "model"),
     )
+
+
+# -- Roll-ups: what reports read instead of scanning every call (see ledger/rollups.py) ---------
+# A period is a UTC day ("2026-11-25") or a whole month ("2026-11"). The rows are derived from
+# the tables above and rebuilt for a day whenever a write marks it dirty; they have no unique
+# keys because only the serialized refresh writes them, and hostile 10,000-character names would
+# not fit in a unique index on PostgreSQL. Sums are 64-bit: a month of tokens passes 2**31.
+
+
+class RollupDirtyDay(Base):
+    """A UTC day whose roll-up rows are stale. Every write bumps `version`; a refresh clears
+    the row only if the version is still the one it read, so a write during it is not lost."""
+
+    __tablename__ = "rollup_dirty_days"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class RollupRuns(Base):
+    """Per period, workflow and status: runs, their calls' totals and a duration sketch."""
+
+    __tablename__ = "rollup_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    period: Mapped[str] = mapped_column(String(10))
+    workflow: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    runs: Mapped[int] = mapped_column(BigInteger)
+    calls: Mapped[int] = mapped_column(BigInteger)
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_creation_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_read_tokens: Mapped[int] = mapped_column(BigInteger)
+    thinking_tokens: Mapped[int] = mapped_column(BigInteger)
+    cost_usd: Mapped[float] = mapped_column(Float)
+    unpriced_calls: Mapped[int] = mapped_column(BigInteger)
+    durations: Mapped[dict] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_rollup_runs_period", "period"),)
+
+
+class RollupCalls(Base):
+    """Per period, workflow, status, model, provider, node and phase: the calls' totals."""
+
+    __tablename__ = "rollup_calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    period: Mapped[str] = mapped_column(String(10))
+    workflow: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    model: Mapped[str] = mapped_column(Text)
+    provider: Mapped[str | None] = mapped_column(Text)
+    node_id: Mapped[str] = mapped_column(Text)
+    phase: Mapped[str] = mapped_column(String(10))
+    calls: Mapped[int] = mapped_column(BigInteger)
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_creation_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_read_tokens: Mapped[int] = mapped_column(BigInteger)
+    thinking_tokens: Mapped[int] = mapped_column(BigInteger)
+    cost_usd: Mapped[float] = mapped_column(Float)
+    unpriced_calls: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_rollup_calls_period", "period"),)
+
+
+class RollupCallRuns(Base):
+    """Distinct runs with calls, per period, workflow, status and one call key (`dimension`
+    is model, provider, node or phase; "" counts runs with any call). A run belongs to one
+    period, workflow and status, so these counts add up across them exactly."""
+
+    __tablename__ = "rollup_call_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    period: Mapped[str] = mapped_column(String(10))
+    workflow: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    dimension: Mapped[str] = mapped_column(String(10))
+    value: Mapped[str | None] = mapped_column(Text)
+    runs: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_rollup_call_runs_period", "period"),)
+
+
+class RollupNodes(Base):
+    """Per period, workflow, status and node: executions and a duration sketch."""
+
+    __tablename__ = "rollup_nodes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    period: Mapped[str] = mapped_column(String(10))
+    workflow: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    node_id: Mapped[str] = mapped_column(Text)
+    executions: Mapped[int] = mapped_column(BigInteger)
+    durations: Mapped[dict] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_rollup_nodes_period", "period"),)

@@ -1,115 +1,97 @@
 """Cross-run questions, answered with SQL the CLI never writes: cost by key, reports, budgets,
 run lists, export and prune. Every filter is a bound parameter.
 
-A run belongs to a window by its start time; its calls go with it.
+A run belongs to a window by its start time; its calls go with it. `cost_by` and `report` read
+roll-ups (ledger/rollups.py), so their time grows with the window, not with the ledger.
 """
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, distinct, exists, func, or_, select
+from sqlalchemy import and_, case, distinct, func, select
 
-from pflow_metrics.ledger.store import CALLS, NODES, RUNS, Ledger
+from pflow_metrics.ledger.filters import Filters, call_conditions, run_conditions
+from pflow_metrics.ledger.rollups import (CALL_KEYS, TOKEN_COLUMNS, TOTALS, day_expression, group, sketch_quantile,
+                                          window_rows)
+from pflow_metrics.ledger.store import CALLS, RUNS, Ledger
 from pflow_metrics.record import RunRecord, utcnow
 
 COST_KEYS = ("model", "provider", "workflow", "node", "phase", "day", "week", "month")
-TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens", "thinking_tokens")
+TOP = 5
 
 
-@dataclass
-class Filters:
-    since: datetime | None = None
-    until: datetime | None = None
-    workflows: list[str] = field(default_factory=list)  # glob patterns
-    model: str | None = None
-    status: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
+def _key_value(row: dict[str, Any], key: str) -> Any:
+    """The value of a cost --by key for a roll-up row (call_runs rows carry theirs in `value`)."""
+    if key in CALL_KEYS:
+        return row["value"] if "dimension" in row else row[CALL_KEYS[key]]
+    if key == "workflow":
+        return row["workflow"]
+    if key == "month":
+        return row["period"][:7]
+    if key == "week":
+        year, week, _ = date.fromisoformat(row["period"]).isocalendar()
+        return f"{year}-W{week:02d}"
+    return row["period"]  # day
 
 
-def glob_to_like(pattern: str) -> str:
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
+def _keyed(rows: list[dict[str, Any]], keys: list[str]) -> Iterator[dict[str, Any]]:
+    for row in rows:
+        yield {**row, **{f"by:{key}": _key_value(row, key) for key in keys}}
 
 
-def run_conditions(filters: Filters) -> list:
-    conditions = []
-    if filters.since is not None:
-        conditions.append(RUNS.c.started_at >= filters.since)
-    if filters.until is not None:
-        conditions.append(RUNS.c.started_at < filters.until)
-    if filters.workflows:
-        conditions.append(or_(*(RUNS.c.workflow.like(glob_to_like(p), escape="\\") for p in filters.workflows)))
-    if filters.status:
-        conditions.append(RUNS.c.status == filters.status)
-    for key, value in filters.tags.items():
-        conditions.append(RUNS.c.tags[key].as_string() == value)
-    if filters.model:
-        conditions.append(exists().where(CALLS.c.run_id == RUNS.c.id, CALLS.c.model == filters.model))
-    return conditions
-
-
-def _bucket(dialect: str, key: str):
-    """Day, ISO week or month of the run's start, in UTC, as text."""
-    column = RUNS.c.started_at
-    if dialect == "sqlite":
-        formats = {"day": "%Y-%m-%d", "week": "%Y-W%W", "month": "%Y-%m"}
-        return func.strftime(formats[key], column)
-    formats = {"day": "YYYY-MM-DD", "week": 'IYYY-"W"IW', "month": "YYYY-MM"}
-    return func.to_char(func.timezone("UTC", column), formats[key])
-
-
-def _key_column(dialect: str, key: str):
-    return {
-        "model": CALLS.c.model, "provider": CALLS.c.provider, "workflow": RUNS.c.workflow,
-        "node": CALLS.c.node_id, "phase": CALLS.c.phase,
-    }.get(key) if key not in ("day", "week", "month") else _bucket(dialect, key)
-
-
-def _call_aggregates() -> list:
-    return [
-        func.count(CALLS.c.id).label("calls"),
-        func.count(distinct(CALLS.c.run_id)).label("runs"),
-        *(func.coalesce(func.sum(getattr(CALLS.c, name)), 0).label(name) for name in TOKEN_COLUMNS),
-        func.coalesce(func.sum(CALLS.c.cost_usd), 0.0).label("cost_usd"),
-        func.coalesce(func.sum(case((CALLS.c.cost_usd.is_(None), 1), else_=0)), 0).label("unpriced_calls"),
-    ]
-
-
-def _call_conditions(filters: Filters) -> list:
-    conditions = run_conditions(Filters(filters.since, filters.until, filters.workflows, None, filters.status,
-                                        filters.tags))
-    if filters.model:
-        conditions.append(CALLS.c.model == filters.model)
-    return conditions
-
-
-def _as_row(row) -> dict[str, Any]:
-    data = dict(row._mapping)
-    for name in ("calls", "runs", "unpriced_calls", *TOKEN_COLUMNS):
-        data[name] = int(data[name] or 0)
-    data["cost_usd"] = float(data["cost_usd"] or 0.0)
-    return data
+def _numbers(row: dict[str, Any]) -> dict[str, Any]:
+    return {**{name: int(row[name]) for name in TOTALS if name != "cost_usd"}, "cost_usd": float(row["cost_usd"])}
 
 
 def cost_by(ledger: Ledger, filters: Filters, keys: list[str]) -> dict[str, Any]:
     """{"rows": [{key..., calls, runs, tokens..., cost_usd, unpriced_calls, share}], "total": {...}}"""
-    dialect = ledger.engine.dialect.name
-    columns = [_key_column(dialect, key).label(key) for key in keys]
-    base = select(*columns, *_call_aggregates()).select_from(CALLS.join(RUNS, CALLS.c.run_id == RUNS.c.id))
-    base = base.where(*_call_conditions(filters))
-    total_query = select(*_call_aggregates()).select_from(CALLS.join(RUNS, CALLS.c.run_id == RUNS.c.id)).where(
-        *_call_conditions(filters))
-    with ledger.engine.connect() as conn:
-        rows = [_as_row(row) for row in conn.execute(base.group_by(*columns).order_by(func.sum(CALLS.c.cost_usd).desc()))]
-        total = _as_row(conn.execute(total_query).one())
-    for row in rows:
+    by = [f"by:{key}" for key in keys]
+    counted = {key for key in keys if key in CALL_KEYS} | ({"model"} if filters.model else set())
+    rows = window_rows(ledger, filters, ("calls", "call_runs"), by_day=bool({"day", "week"} & set(keys)))
+    totals = group(_keyed(rows.calls, keys), by, TOTALS)
+    if len(counted) <= 1:
+        # Runs with a call of each group, from the counts kept for one call key at a time.
+        dimension = next(iter(counted), "")
+        counts = [row for row in rows.call_runs if row["dimension"] == dimension]
+        runs = {tuple(row[k] for k in by): row["runs"] for row in group(_keyed(counts, keys), by, ("runs",))}
+        # A run with calls to two models is one run in the total: count it under "" (or --model).
+        whole = "model" if filters.model else ""
+        runs_total = sum(row["runs"] for row in rows.call_runs if row["dimension"] == whole)
+    else:
+        runs, runs_total = _runs_by_call_keys(ledger, filters, keys)
+    result = []
+    for row in totals:
+        index = tuple(row[k] for k in by)
+        result.append({**{key: row[f"by:{key}"] for key in keys}, **_numbers(row), "runs": runs.get(index, 0)})
+    result.sort(key=lambda row: (-row["cost_usd"], *(str(row[key]) for key in keys)))
+    total = {**_numbers(group(rows.calls, (), TOTALS)[0] if rows.calls else dict.fromkeys(TOTALS, 0)),
+             "runs": runs_total}
+    for row in result:
         row["share"] = row["cost_usd"] / total["cost_usd"] if total["cost_usd"] else 0.0
-    return {"rows": rows, "total": total}
+    return {"rows": result, "total": total}
+
+
+def _runs_by_call_keys(ledger: Ledger, filters: Filters, keys: list[str]) -> tuple[dict[tuple, int], int]:
+    """Distinct runs per group when the keys name two or more call properties: the roll-ups
+    count runs for one call key at a time, so these come from the calls themselves."""
+    dialect = ledger.engine.dialect.name
+    columns = {key: (CALLS.c[CALL_KEYS[key]] if key in CALL_KEYS else RUNS.c.workflow if key == "workflow"
+                     else day_expression(dialect)).label(key if key in CALL_KEYS or key == "workflow" else "period")
+               for key in keys}
+    grouping = list({column.name: column for column in columns.values()}.values())
+    joined = CALLS.join(RUNS, CALLS.c.run_id == RUNS.c.id)
+    with ledger._reading() as conn:
+        found = [dict(row._mapping) for row in conn.execute(
+            select(*grouping, func.count(distinct(CALLS.c.run_id)).label("runs"))
+            .select_from(joined).where(*call_conditions(filters)).group_by(*grouping))]
+        total = conn.execute(select(func.count(distinct(CALLS.c.run_id))).select_from(joined)
+                             .where(*call_conditions(filters))).scalar()
+    rows = [{**row, **{CALL_KEYS[key]: row[key] for key in keys if key in CALL_KEYS}} for row in found]
+    by = [f"by:{key}" for key in keys]
+    return {tuple(row[k] for k in by): row["runs"] for row in group(_keyed(rows, keys), by, ("runs",))}, total
 
 
 def list_runs(ledger: Ledger, filters: Filters, limit: int = 20) -> list[dict[str, Any]]:
@@ -120,55 +102,31 @@ def list_runs(ledger: Ledger, filters: Filters, limit: int = 20) -> list[dict[st
         return [dict(row._mapping) for row in conn.execute(query)]
 
 
-def percentile(values: list[float], fraction: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
-
-
 def report(ledger: Ledger, filters: Filters) -> dict[str, Any]:
     """Everything `pflow-metrics report` shows, for the window and the one before it."""
-    conditions = run_conditions(filters)
-    joined = CALLS.join(RUNS, CALLS.c.run_id == RUNS.c.id)
-    with ledger.engine.connect() as conn:
-        statuses = dict(conn.execute(select(RUNS.c.status, func.count()).where(*conditions).group_by(RUNS.c.status)).all())
-        durations = [d for (d,) in conn.execute(select(RUNS.c.duration_ms).where(*conditions)) if d is not None]
-        totals = _as_row(conn.execute(select(*_call_aggregates()).select_from(joined).where(*_call_conditions(filters))).one())
-        workflows = [dict(r._mapping) for r in conn.execute(
-            select(RUNS.c.workflow, func.count(distinct(RUNS.c.id)).label("runs"),
-                   func.coalesce(func.sum(CALLS.c.cost_usd), 0.0).label("cost_usd"))
-            .select_from(RUNS.outerjoin(CALLS, CALLS.c.run_id == RUNS.c.id)).where(*conditions)
-            .group_by(RUNS.c.workflow).order_by(func.sum(CALLS.c.cost_usd).desc().nulls_last()).limit(5))]
-        node_costs = [dict(r._mapping) for r in conn.execute(
-            select(RUNS.c.workflow, CALLS.c.node_id, func.coalesce(func.sum(CALLS.c.cost_usd), 0.0).label("cost_usd"))
-            .select_from(joined).where(*_call_conditions(filters))
-            .group_by(RUNS.c.workflow, CALLS.c.node_id).order_by(func.sum(CALLS.c.cost_usd).desc().nulls_last()).limit(5))]
-        node_times: dict[tuple[str, str], list[float]] = {}
-        for workflow, node_id, duration in conn.execute(
-            select(RUNS.c.workflow, NODES.c.node_id, NODES.c.duration_ms)
-            .select_from(NODES.join(RUNS, NODES.c.run_id == RUNS.c.id)).where(*conditions)
-        ):
-            node_times.setdefault((workflow, node_id), []).append(duration)
-        per_day = [dict(r._mapping) for r in conn.execute(
-            select(_bucket(ledger.engine.dialect.name, "day").label("day"),
-                   func.coalesce(func.sum(CALLS.c.cost_usd), 0.0).label("cost_usd"))
-            .select_from(joined).where(*_call_conditions(filters)).group_by("day").order_by("day"))]
-        unpriced = sorted(m for (m,) in conn.execute(
-            select(CALLS.c.model).distinct().select_from(joined)
-            .where(*_call_conditions(filters), CALLS.c.cost_usd.is_(None))))
-        previous = None
-        if filters.since is not None:
-            end = filters.until or utcnow()
-            before = Filters(filters.since - (end - filters.since), filters.since, filters.workflows, filters.model,
-                             filters.status, filters.tags)
-            previous = _as_row(conn.execute(select(*_call_aggregates()).select_from(joined)
-                                            .where(*_call_conditions(before))).one())
-            previous["runs_total"] = conn.execute(select(func.count()).select_from(RUNS)
-                                                  .where(*run_conditions(before))).scalar()
+    rows = window_rows(ledger, filters, ("runs", "calls", "nodes"))
+    runs_rows = rows.runs
+    statuses = {row["status"]: row["runs"] for row in group(runs_rows, ("status",), ("runs",))}
     runs = sum(statuses.values())
-    slowest = sorted(({"workflow": w, "node_id": n, "p95_ms": percentile(d, 0.95), "executions": len(d)}
-                      for (w, n), d in node_times.items()), key=lambda row: -row["p95_ms"])[:5]
+    totals = _numbers(group(runs_rows, (), TOTALS)[0]) if runs_rows else _numbers(dict.fromkeys(TOTALS, 0))
+    durations = group(runs_rows, (), (), ("durations",))[0]["durations"] if runs_rows else {}
+    workflows = sorted(group(runs_rows, ("workflow",), ("runs", "cost_usd")), key=lambda row: -row["cost_usd"])
+    node_costs = sorted(group(rows.calls, ("workflow", "node_id"), ("cost_usd",)), key=lambda row: -row["cost_usd"])
+    slowest = sorted(({"workflow": row["workflow"], "node_id": row["node_id"],
+                       "p95_ms": sketch_quantile(row["durations"], 0.95), "executions": row["executions"]}
+                      for row in group(rows.nodes, ("workflow", "node_id"), ("executions",), ("durations",))),
+                     key=lambda row: -row["p95_ms"])
+    daily = window_rows(ledger, filters, ("runs",), by_day=True).runs
+    per_day = [{"day": row["period"], "cost_usd": row["cost_usd"]}
+               for row in sorted(group(daily, ("period",), ("cost_usd",)), key=lambda row: row["period"])]
+    previous = None
+    if filters.since is not None:
+        end = filters.until or utcnow()
+        before = Filters(filters.since - (end - filters.since), filters.since, filters.workflows, filters.model,
+                         filters.status, filters.tags)
+        earlier = window_rows(ledger, before, ("runs",)).runs
+        previous = {**(_numbers(group(earlier, (), TOTALS)[0]) if earlier else _numbers(dict.fromkeys(TOTALS, 0))),
+                    "runs_total": sum(row["runs"] for row in earlier)}
     return {
         "runs": runs,
         "statuses": statuses,
@@ -177,30 +135,30 @@ def report(ledger: Ledger, filters: Filters) -> dict[str, Any]:
         "cost_per_run": totals["cost_usd"] / runs if runs else None,
         "tokens": {name: totals[name] for name in TOKEN_COLUMNS},
         "llm_calls": totals["calls"],
-        "duration_p50_ms": statistics.median(durations) if durations else None,
-        "duration_p95_ms": percentile(durations, 0.95),
-        "top_workflows": workflows,
-        "expensive_nodes": node_costs,
-        "slowest_nodes": slowest,
+        "duration_p50_ms": sketch_quantile(durations, 0.5),
+        "duration_p95_ms": sketch_quantile(durations, 0.95),
+        "top_workflows": workflows[:TOP],
+        "expensive_nodes": node_costs[:TOP],
+        "slowest_nodes": slowest[:TOP],
         "cost_per_day": per_day,
-        "unpriced_models": unpriced,
+        "unpriced_models": sorted({row["model"] for row in rows.calls if row["unpriced_calls"]}),
         "previous": previous,
     }
 
 
 def spend(ledger: Ledger, filters: Filters) -> dict[str, Any]:
     """Priced spend and unpriced call count in the window, and each run's own cost."""
-    joined = CALLS.join(RUNS, CALLS.c.run_id == RUNS.c.id)
-    with ledger.engine.connect() as conn:
-        total = _as_row(conn.execute(select(*_call_aggregates()).select_from(joined).where(*_call_conditions(filters))).one())
-        per_run = [dict(r._mapping) for r in conn.execute(
+    on = and_(CALLS.c.run_id == RUNS.c.id, *([CALLS.c.model == filters.model] if filters.model else []))
+    unpriced = case((and_(CALLS.c.id.is_not(None), CALLS.c.cost_usd.is_(None)), 1), else_=0)
+    with ledger._reading() as conn:
+        runs = [dict(row._mapping) for row in conn.execute(
             select(RUNS.c.id, RUNS.c.workflow, RUNS.c.started_at,
                    func.coalesce(func.sum(CALLS.c.cost_usd), 0.0).label("cost_usd"),
-                   func.coalesce(func.sum(case((and_(CALLS.c.id.is_not(None), CALLS.c.cost_usd.is_(None)), 1),
-                                               else_=0)), 0).label("unpriced_calls"))
-            .select_from(RUNS.outerjoin(CALLS, CALLS.c.run_id == RUNS.c.id)).where(*run_conditions(filters))
+                   func.coalesce(func.sum(unpriced), 0).label("unpriced_calls"))
+            .select_from(RUNS.outerjoin(CALLS, on)).where(*run_conditions(filters))
             .group_by(RUNS.c.id, RUNS.c.workflow, RUNS.c.started_at))]
-    return {"cost_usd": total["cost_usd"], "unpriced_calls": total["unpriced_calls"], "runs": per_run}
+    return {"cost_usd": sum(float(run["cost_usd"]) for run in runs),
+            "unpriced_calls": sum(int(run["unpriced_calls"]) for run in runs), "runs": runs}
 
 
 def iter_records(ledger: Ledger, filters: Filters, chunk: int = 500) -> Iterator[RunRecord]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -27,17 +27,19 @@ from pflow_metrics.ledger.engine import (
     ensure_schema,
     write_connection,
 )
-from pflow_metrics.ledger.models import LLMCall, NodeExecution, Run
+from pflow_metrics.ledger.models import LLMCall, NodeExecution, RollupDirtyDay, Run
 from pflow_metrics.record import LLMCallRecord, NodeRecord, RunRecord, Tokens, utcnow
 
 RUNS = Run.__table__
 NODES = NodeExecution.__table__
 CALLS = LLMCall.__table__
+DIRTY_DAYS = RollupDirtyDay.__table__
 RATE_KEYS = ("input", "output", "cache_read", "cache_creation")
 # Built once: statements with bound parameters are compiled once and cached by SQLAlchemy.
 _IDS = bindparam("ids", expanding=True)
 DELETE_NODES = delete(NODES).where(NODES.c.run_id.in_(_IDS))
 DELETE_CALLS = delete(CALLS).where(CALLS.c.run_id.in_(_IDS))
+SELECT_STARTS = select(RUNS.c.started_at).where(RUNS.c.id.in_(_IDS))
 INSERT_NODES = NODES.insert()
 INSERT_CALLS = CALLS.insert()
 
@@ -76,6 +78,7 @@ class Ledger:
         """Write the run row with its current status (normally 'running') straight away."""
         with self._writing() as conn:
             _upsert(conn, _run_row(record))
+            _mark_days(conn, [record.started_at])
 
     def finish_run(self, record: RunRecord) -> None:
         """Store the whole run: its row, node executions and LLM calls, in one transaction.
@@ -95,6 +98,9 @@ class Ledger:
             return 0
         with self._writing() as conn:
             ids = [record.run_id for record in records]
+            # A run stored before may have started on another day: both days change.
+            earlier = conn.execute(SELECT_STARTS, {"ids": ids}).scalars().all()
+            _mark_days(conn, [*earlier, *(record.started_at for record in records)])
             conn.execute(DELETE_NODES, {"ids": ids})
             conn.execute(DELETE_CALLS, {"ids": ids})
             conn.execute(_upsert_statement(conn.dialect.name), [_run_row(record) for record in records])
@@ -113,6 +119,7 @@ class Ledger:
         calls = _call_rows(record, calls_written)
         with self._writing() as conn:
             conn.execute(update(RUNS).where(RUNS.c.id == record.run_id).values(heartbeat_at=utcnow()))
+            _mark_days(conn, [record.started_at])
             if nodes:
                 conn.execute(INSERT_NODES, nodes)
             if calls:
@@ -130,10 +137,11 @@ class Ledger:
         stale = utcnow() - crash_after
         with self._reading() as conn:
             running = conn.execute(
-                select(RUNS.c.id, RUNS.c.host, RUNS.c.pid, RUNS.c.heartbeat_at).where(RUNS.c.status == "running")
+                select(RUNS.c.id, RUNS.c.host, RUNS.c.pid, RUNS.c.heartbeat_at, RUNS.c.started_at)
+                .where(RUNS.c.status == "running")
             ).all()
         dead = [
-            run.id for run in running
+            run for run in running
             if (run.host == here and run.pid is not None and not _pid_alive(run.pid))
             or (run.host != here and run.heartbeat_at is not None and run.heartbeat_at < stale)
         ]
@@ -141,15 +149,17 @@ class Ledger:
             with self._writing() as conn:
                 conn.execute(
                     update(RUNS)
-                    .where(RUNS.c.id.in_(dead), RUNS.c.status == "running")
+                    .where(RUNS.c.id.in_([run.id for run in dead]), RUNS.c.status == "running")
                     .values(status="crashed", error="the process recording this run died before it finished")
                 )
+                _mark_days(conn, [run.started_at for run in dead])
         return len(dead)
 
     def delete_runs_started_before(self, cutoff: datetime) -> None:
         """Delete old runs with their node executions and LLM calls."""
         old = select(RUNS.c.id).where(RUNS.c.started_at < cutoff)
         with self._writing() as conn:
+            _mark_days(conn, conn.execute(select(RUNS.c.started_at).where(RUNS.c.started_at < cutoff)).scalars())
             conn.execute(delete(NODES).where(NODES.c.run_id.in_(old)))
             conn.execute(delete(CALLS).where(CALLS.c.run_id.in_(old)))
             conn.execute(delete(RUNS).where(RUNS.c.started_at < cutoff))
@@ -246,17 +256,41 @@ def _upsert(conn, row: dict[str, Any]):
 
 @functools.cache
 def _upsert_statement(dialect: str):
+    statement = _insert(dialect)(RUNS)
+    return statement.on_conflict_do_update(
+        index_elements=[RUNS.c.id],
+        set_={column.name: statement.excluded[column.name] for column in RUNS.c if column.name != "id"},
+    )
+
+
+def utc_day(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def _mark_days(conn, moments: Iterable[datetime]) -> None:
+    """Mark the UTC days of these run starts dirty, so that readers rebuild their roll-ups
+    (ledger/rollups.py). Every write that changes a run, its nodes or calls does this."""
+    days = sorted({utc_day(moment) for moment in moments})
+    if days:
+        conn.execute(_mark_statement(conn.dialect.name), [{"day": day, "version": 1} for day in days])
+
+
+@functools.cache
+def _mark_statement(dialect: str):
+    return _insert(dialect)(DIRTY_DAYS).on_conflict_do_update(
+        index_elements=[DIRTY_DAYS.c.day], set_={"version": DIRTY_DAYS.c.version + 1}
+    )
+
+
+def _insert(dialect: str):
+    """The INSERT construct with ON CONFLICT for this engine kind."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     else:
         raise LedgerError(f"unsupported ledger engine {dialect}")
-    statement = insert(RUNS)
-    return statement.on_conflict_do_update(
-        index_elements=[RUNS.c.id],
-        set_={column.name: statement.excluded[column.name] for column in RUNS.c if column.name != "id"},
-    )
+    return insert
 
 
 def _run_row(record: RunRecord) -> dict[str, Any]:
