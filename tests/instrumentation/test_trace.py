@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from pflow_metrics.cli.app import app
 from pflow_metrics.instrumentation import instrument
 from pflow_metrics.instrumentation.redact import REDACTED, Fingerprint, safe
-from pflow_metrics.instrumentation.trace import prune_traces, sanitized_name
+from pflow_metrics.instrumentation.trace import prune_traces, read_trace, sanitized_name
 from tests.instrumentation.flows import Prompt
 
 
@@ -50,8 +50,7 @@ def _trace(flow, shared, **options):
         tracked.run(shared)
     finally:
         path = tracked.last_run.trace_path
-    lines = [json.loads(line) for line in path.read_text().splitlines()]
-    return path, lines
+    return path, read_trace(path)
 
 
 def _chain(*nodes):
@@ -120,7 +119,7 @@ def test_failed_node_has_error_and_traceback_and_trace_is_finished():
     from pflow_metrics.config import pflow_home
 
     [path] = (pflow_home() / "debug").glob("workflow-trace-*.jsonl")
-    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    lines = read_trace(path)
     failed = lines[2]
     assert failed["status"] == "failed" and failed["error"] == "ValueError: trace me"
     assert "Traceback" in failed["traceback"] and "trace me" in failed["traceback"]
@@ -153,10 +152,10 @@ def test_every_finished_node_is_on_disk_before_the_run_ends():
             from pflow_metrics.config import pflow_home
 
             [path] = (pflow_home() / "debug").glob("workflow-trace-*.jsonl")
-            seen["lines"] = len(path.read_text().splitlines())
+            seen["events"] = [event["type"] for event in read_trace(path)]
 
     _trace(_chain(SetKey("a", 1), SetKey("b", 2), Peek()), {})
-    assert seen["lines"] == 3  # header + two finished nodes, while the third still runs
+    assert seen["events"] == ["header", "node", "node"]  # two finished nodes, while the third still runs
 
 
 def test_workflow_names_never_reach_a_path():
@@ -215,3 +214,13 @@ def test_trace_show_rejects_missing_or_bad_files_with_exit_2(tmp_path, capsys, c
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("pflow-metrics: error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_a_big_store_is_written_once_then_only_what_each_node_changed():
+    rows = {f"row-{i}": "y" * 100 for i in range(150)}  # ~17 KB serialized, under the per-value caps
+    path, lines = _trace(_chain(*[SetKey(f"k{i}", i) for i in range(20)]), {"rows": rows})
+    nodes = [line for line in lines if line["type"] == "node"]
+    assert all(node["shared_before"]["rows"] == rows for node in nodes)
+    assert [sorted(node["shared_before"])[:3] for node in nodes[:3]] == [
+        ["__llm_calls__", "rows"], ["__llm_calls__", "k0", "rows"], ["__llm_calls__", "k0", "k1"]]
+    assert path.stat().st_size < 2 * len(json.dumps(rows))  # 20 nodes, yet the rows are on disk once

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from pflow_metrics.errors import UsageError
+from pflow_metrics.instrumentation.trace import read_trace
 
 app = typer.Typer(help="Read workflow traces (written by `run --trace`).", no_args_is_help=True)
 
@@ -18,29 +17,6 @@ def show(file: Path = typer.Argument(..., metavar="FILE", help="A workflow-trace
     """Print the header, one line per node (with its LLM calls and changed keys), and the summary."""
     for line in timeline(read_trace(file)):
         typer.echo(line)
-
-
-def read_trace(path: Path) -> list[dict[str, Any]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read trace {path}: {exc.strerror if isinstance(exc, OSError) else exc}") from None
-    events = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            if number == len(text.splitlines()):  # a run killed mid-write leaves half a last line
-                break
-            raise UsageError(f"{path}:{number}: not a trace line (invalid JSON)") from None
-        if not isinstance(event, dict) or "type" not in event:
-            raise UsageError(f"{path}:{number}: not a trace line (no event type)")
-        events.append(event)
-    if not events or events[0].get("type") != "header":
-        raise UsageError(f"{path}: not a workflow trace (no header line)")
-    return events
 
 
 def timeline(events: list[dict[str, Any]]) -> list[str]:

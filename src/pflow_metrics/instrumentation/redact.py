@@ -9,7 +9,9 @@ bounded part without building anything, so the trace can tell cheaply whether a 
 from __future__ import annotations
 
 import json
+import operator
 import re
+from itertools import islice
 from typing import Any
 
 REDACTED = "[REDACTED]"
@@ -29,6 +31,7 @@ _SECRET_VALUE_HINTS = ("sk-", "Bearer", "AKIA", "gh", "xox")
 # Counts of tokens are not secrets, whatever their key says.
 NOT_SECRET_KEY = re.compile(r"_tokens$|^tokens$|token_count|max_tokens|tokens_", re.IGNORECASE)
 _SCALARS = (type(None), bool, int, float, str, bytes)
+_SCALAR_TYPES = frozenset(_SCALARS)
 
 
 def is_secret_key(key: Any) -> bool:
@@ -137,25 +140,25 @@ class Fingerprint:
         if id(value) in active:
             return
         if isinstance(value, dict):
-            items = list(value.items())[:MAX_ITEMS]
             self.sizes.append(len(value))
-            active.add(id(value))
-            for key, item in items:
-                self.objects.append(key)
-                self._walk(item, depth + 1, active)
-            active.discard(id(value))
+            self.objects.extend(islice(value, MAX_ITEMS))
+            children = list(islice(value.values(), MAX_ITEMS))
         elif isinstance(value, (list, tuple, set, frozenset)):
             self.sizes.append(len(value))
-            active.add(id(value))
-            for index, item in enumerate(value):
-                if index >= MAX_ITEMS:
-                    break
-                self._walk(item, depth + 1, active)
-            active.discard(id(value))
+            children = list(islice(value, MAX_ITEMS))
+        else:
+            return
+        if _SCALAR_TYPES.issuperset(map(type, children)):  # leaves only: no walk, C-speed
+            self.objects.extend(children)
+            return
+        active.add(id(value))
+        for child in children:
+            self._walk(child, depth + 1, active)
+        active.discard(id(value))
 
     def same_as(self, other: Fingerprint) -> bool:
         return (
             self.sizes == other.sizes
             and len(self.objects) == len(other.objects)
-            and all(a is b for a, b in zip(self.objects, other.objects))
+            and all(map(operator.is_, self.objects, other.objects))
         )

@@ -4,11 +4,14 @@
 line, one line per node (written and flushed when the node ends, so a killed run keeps every
 finished node), and a summary line.
 
-Each node line holds the shared store before the node, serialized at that moment, and what the
-node changed. The cost follows what changed, not the store size: every top-level key keeps its
-serialized form and a Fingerprint, and only keys whose fingerprint moved are serialized again
-(every serialization is bounded, see redact.py). Retention: at most `PFLOW_TRACE_KEEP` (default
-200) trace files are kept, and one file stops taking store snapshots past
+The shared store before each node is serialized at that moment, as a chain of store lines:
+the first holds the whole store, each later one only the top-level keys set or removed since
+the one before, and a node line names the store line it started on (`store_before`).
+`read_trace` rebuilds every node's `shared_before` from the chain. So the cost follows what
+changed, not the store size: every key keeps its serialized form and a Fingerprint, and only
+keys whose fingerprint moved are serialized and written again (every serialization is bounded,
+see redact.py). Node lines also carry their own changes. Retention: at most `PFLOW_TRACE_KEEP`
+(default 200) trace files are kept, and one file stops taking store snapshots past
 `PFLOW_TRACE_MAX_BYTES` (default 50 MB).
 """
 
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pflow_metrics.config import PRIVATE_FILE_MODE, home_subdir
+from pflow_metrics.errors import UsageError
 from pflow_metrics.instrumentation.redact import Fingerprint, dumps, is_secret_key, safe, safe_text
 from pflow_metrics.record import LLMCallRecord, NodeRecord, utcnow
 
@@ -93,7 +97,9 @@ class WorkflowTraceCollector:
         self.written = 0
         self.capped = False
         self.snapshots = StoreSnapshots()
-        self._before: dict[int, str] = {}  # id(observation) -> store before, as JSON
+        self.written_state: dict[str, _KeyState] | None = None  # the store as of the last store line
+        self.store_lines = 0
+        self._before: dict[int, int] = {}  # id(observation) -> the store line it started on
         self._write_line(json.dumps({"type": "header", "workflow": workflow, "run_id": run_id,
                                      "started_at": utcnow().isoformat(), **(header or {})}, ensure_ascii=False))
         prune_traces(directory, _env_int("PFLOW_TRACE_KEEP", DEFAULT_KEEP), keep=self.path)
@@ -102,7 +108,30 @@ class WorkflowTraceCollector:
         if self.capped:
             return
         state, *_ = self.snapshots.refresh(shared)
-        self._before[token] = self.snapshots.as_json(state)
+        written = self.written_state
+        if written is None:
+            line = self._store_line(state, list(state), [])
+        else:
+            # Unchanged keys keep their very _KeyState object: identity says what to write.
+            changed = [key for key, known in state.items() if written.get(key) is not known]
+            removed = [key for key in written if key not in state]
+            line = self._store_line(state, changed, removed) if changed or removed else None
+        if line is not None:
+            if self.written + len(line) > self.max_bytes:
+                self._drop_snapshots()
+                return
+            self._write_line(line)
+            self.written_state = state
+            self.store_lines += 1
+        self._before[token] = self.store_lines - 1
+
+    def _store_line(self, state: dict[str, _KeyState], keys: list[str], removed: list[str]) -> str:
+        return (f'{{"type":"store","store":{self.store_lines},"set":{self.snapshots.as_json(state, keys)},'
+                f'"removed":{json.dumps(removed, ensure_ascii=False)}}}')
+
+    def _drop_snapshots(self) -> None:
+        self.capped = True
+        self._before.clear()
 
     def node_finished(self, token: int, node: NodeRecord, calls: list[LLMCallRecord], shared: Mapping,
                       error: BaseException | None, resolutions: dict | None, entries: list[dict[str, Any]]) -> None:
@@ -119,10 +148,10 @@ class WorkflowTraceCollector:
             state, added, removed, modified = self.snapshots.refresh(shared)
             changes = (f'{{"added":{self.snapshots.as_json(state, added)},"removed":'
                        f'{json.dumps(removed, ensure_ascii=False)},"modified":{self.snapshots.as_json(state, modified)}}}')
-            line = f'{line[:-1]},"shared_before":{before},"changes":{changes}}}'
-        if self.written + len(line) > self.max_bytes and not self.capped:
-            self.capped = True
-            self._before.clear()
+            line = f'{line[:-1]},"store_before":{before},"changes":{changes}}}'
+            if self.written + len(line) > self.max_bytes:
+                self._drop_snapshots()
+        if self.capped and before is None or self.written + len(line) > self.max_bytes:
             event["snapshots_dropped"] = f"trace reached its size cap of {self.max_bytes} bytes"
             line = json.dumps(event, ensure_ascii=False, default=str)
         self._write_line(line)
@@ -139,6 +168,42 @@ class WorkflowTraceCollector:
         self._out.write(line + "\n")
         self._out.flush()
         self.written += len(line) + 1
+
+
+def read_trace(path: Path) -> list[dict[str, Any]]:
+    """The header, node and summary events of a trace file, each node with its `shared_before`
+    rebuilt from the store lines. A half-written last line (a killed run) is left out."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read trace {path}: {exc.strerror if isinstance(exc, OSError) else exc}") from None
+    lines = text.splitlines()
+    events: list[dict[str, Any]] = []
+    stores: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break
+            raise UsageError(f"{path}:{number}: not a trace line (invalid JSON)") from None
+        if not isinstance(event, dict) or "type" not in event:
+            raise UsageError(f"{path}:{number}: not a trace line (no event type)")
+        if event["type"] == "store":
+            store = {**(stores[-1] if stores else {}), **(event.get("set") or {})}
+            for key in event.get("removed") or []:
+                store.pop(key, None)
+            stores.append(store)
+            continue
+        before = event.pop("store_before", None)
+        if isinstance(before, int) and 0 <= before < len(stores):
+            event["shared_before"] = stores[before]
+        events.append(event)
+    if not events or events[0].get("type") != "header":
+        raise UsageError(f"{path}: not a workflow trace (no header line)")
+    return events
 
 
 def _call_event(call: LLMCallRecord, entry: dict[str, Any]) -> dict[str, Any]:
