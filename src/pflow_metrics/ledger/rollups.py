@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, distinct, func, null, or_, select, text
+from sqlalchemy import and_, bindparam, case, delete, distinct, func, literal, null, or_, select, text
 
 from pflow_metrics.errors import LedgerUnavailable
 from pflow_metrics.ledger.filters import Filters, call_conditions, run_conditions, workflow_condition
@@ -225,22 +225,26 @@ def _rebuild(conn, todo: dict[str, int], still_dirty: set[str]) -> None:
     for month in months:
         month_days = _days_of_month(month)
         if still_dirty.isdisjoint(month_days):
-            _insert(conn, _month_rows(conn, month_days), period=month)
+            _rebuild_month(conn, month, month_days)
     # Only if no write has changed the day since we read its version.
     conn.execute(delete(DIRTY_DAYS).where(DIRTY_DAYS.c.day == bindparam("d"), DIRTY_DAYS.c.version == bindparam("v")),
                  [{"d": day, "v": version} for day, version in todo.items()])
 
 
-def _month_rows(conn, month_days: list[str]) -> Rows:
-    """The month's rows: its day rows summed, without their period."""
-    rows = read_rollups(conn, Filters(), month_days)
+def _rebuild_month(conn, month: str, month_days: list[str]) -> None:
+    """The month's rows are its days' rows summed: in SQL where the sums are plain, in Python
+    where duration sketches merge."""
+    for name in ("calls", "call_runs"):
+        table = TABLES[name]
+        keys = [column for column in table.c if column.name not in ("id", "period", "runs", *TOTALS)]
+        sums = [func.sum(column).label(column.name) for column in table.c if column.name in ("runs", *TOTALS)]
+        conn.execute(table.insert().from_select(
+            ["period", *(column.name for column in keys), *(column.name for column in sums)],
+            select(literal(month), *keys, *sums).where(table.c.period.in_(month_days)).group_by(*keys)))
+    rows = read_rollups(conn, Filters(), month_days, ("runs", "nodes"))
     key = ("workflow", "status")
-    return Rows(
-        runs=group(rows.runs, key, ("runs", *TOTALS), ("durations",)),
-        calls=group(rows.calls, (*key, "model", "provider", "node_id", "phase"), TOTALS),
-        call_runs=group(rows.call_runs, (*key, "dimension", "value"), ("runs",)),
-        nodes=group(rows.nodes, (*key, "node_id"), ("executions",), ("durations",)),
-    )
+    _insert(conn, Rows(runs=group(rows.runs, key, ("runs", *TOTALS), ("durations",)),
+                       nodes=group(rows.nodes, (*key, "node_id"), ("executions",), ("durations",))), period=month)
 
 
 def _insert(conn, rows: Rows, period: str | None = None) -> None:
@@ -287,7 +291,9 @@ def window_rows(ledger: Ledger, filters: Filters, tables: Iterable[str] = tuple(
     """
     tables = tuple(tables)
     with ledger._reading() as conn:
-        bounds = conn.execute(select(func.min(RUNS.c.started_at), func.max(RUNS.c.started_at))).one()
+        # Two statements: SQLite reads one end of the index for a lone min() or max(), but
+        # scans all of it for both at once.
+        bounds = [conn.execute(select(edge(RUNS.c.started_at))).scalar() for edge in (func.min, func.max)]
     if bounds[0] is None:
         return Rows()
     start = filters.since
