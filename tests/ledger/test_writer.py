@@ -120,3 +120,10 @@ def test_db_check_reports_spooled_records_and_crashed_runs(tmp_path, pflow_home,
     from pflow_metrics.ledger.engine import HEAD_REVISION
 
     assert f"schema: {HEAD_REVISION} (head)" in out and "crashed runs: 1" in out and "spooled run records: 1" in out
+    assert "roll-ups: 1 day to rebuild" in out  # the dead run's day: no report has read it yet
+    with pytest.raises(SystemExit):
+        main(["--db", str(path), "report"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["--db", str(path), "db", "check"])
+    assert "roll-ups: up to date" in capsys.readouterr().out

@@ -70,9 +70,13 @@ def db_check(ctx: typer.Context) -> None:
     typer.echo(f"schema: {schema}")
     if found == HEAD_REVISION:  # never upgrade (modify) a ledger just to check it
         from pflow_metrics.ledger.queries import Filters, list_runs
+        from pflow_metrics.ledger.rollups import dirty_days
 
         ledger = open_existing_ledger(ctx)  # marks runs of dead processes as crashed
         crashed = list_runs(ledger, Filters(status="crashed"), limit=1000) if ledger is not None else []
         typer.echo(f"crashed runs: {len(crashed)}")
+        stale = len(dirty_days(ledger)) if ledger is not None else 0
+        typer.echo(f"roll-ups: {stale} day{'s' if stale != 1 else ''} to rebuild (the next report does it)"
+                   if stale else "roll-ups: up to date")
     spooled = spooled_files()
     typer.echo(f"spooled run records: {len(spooled)}" + (f" in {spooled[0].parent}" if spooled else ""))

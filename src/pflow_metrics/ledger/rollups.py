@@ -197,8 +197,7 @@ def refresh(ledger: Ledger, days: Iterable[str] | None = None) -> set[str]:
     their months. Returns the days that are still dirty (all of them if the ledger cannot be
     written now: readers then use raw rows for them)."""
     wanted = None if days is None else set(days)
-    with ledger._reading() as conn:
-        dirty = set(conn.execute(select(DIRTY_DAYS.c.day)).scalars())
+    dirty = dirty_days(ledger)
     if not (dirty if wanted is None else dirty & wanted):  # the usual case: no write lock taken
         return dirty
     try:
@@ -210,9 +209,14 @@ def refresh(ledger: Ledger, days: Iterable[str] | None = None) -> set[str]:
             if todo:
                 _rebuild(conn, todo, set(dirty) - set(todo))
     except LedgerUnavailable:  # read-only, locked or down: answer from raw rows
-        with ledger._reading() as conn:
-            return set(conn.execute(select(DIRTY_DAYS.c.day)).scalars())
+        return dirty_days(ledger)
     return set(dirty) - set(todo)
+
+
+def dirty_days(ledger: Ledger) -> set[str]:
+    """The UTC days whose roll-ups wait to be rebuilt."""
+    with ledger._reading() as conn:
+        return set(conn.execute(select(DIRTY_DAYS.c.day)).scalars())
 
 
 
