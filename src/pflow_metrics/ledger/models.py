@@ -163,16 +163,16 @@ class RollupDirtyDay(Base):
     version: Mapped[int] = mapped_column(Integer)
 
 
-class RollupRuns(Base):
-    """Per period, workflow and status: runs, their calls' totals and a duration sketch."""
-
-    __tablename__ = "rollup_runs"
+class _RollupKey:
+    """What every roll-up row is keyed by; a run belongs to one period, workflow and status."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     period: Mapped[str] = mapped_column(String(10))
     workflow: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20))
-    runs: Mapped[int] = mapped_column(BigInteger)
+
+
+class _CallTotals:
     calls: Mapped[int] = mapped_column(BigInteger)
     input_tokens: Mapped[int] = mapped_column(BigInteger)
     output_tokens: Mapped[int] = mapped_column(BigInteger)
@@ -181,47 +181,39 @@ class RollupRuns(Base):
     thinking_tokens: Mapped[int] = mapped_column(BigInteger)
     cost_usd: Mapped[float] = mapped_column(Float)
     unpriced_calls: Mapped[int] = mapped_column(BigInteger)
+
+
+class RollupRuns(_RollupKey, _CallTotals, Base):
+    """Per period, workflow and status: runs, their calls' totals and a duration sketch."""
+
+    __tablename__ = "rollup_runs"
+
+    runs: Mapped[int] = mapped_column(BigInteger)
     durations: Mapped[dict] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_rollup_runs_period", "period"),)
 
 
-class RollupCalls(Base):
+class RollupCalls(_RollupKey, _CallTotals, Base):
     """Per period, workflow, status, model, provider, node and phase: the calls' totals."""
 
     __tablename__ = "rollup_calls"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    period: Mapped[str] = mapped_column(String(10))
-    workflow: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20))
     model: Mapped[str] = mapped_column(Text)
     provider: Mapped[str | None] = mapped_column(Text)
     node_id: Mapped[str] = mapped_column(Text)
     phase: Mapped[str] = mapped_column(String(10))
-    calls: Mapped[int] = mapped_column(BigInteger)
-    input_tokens: Mapped[int] = mapped_column(BigInteger)
-    output_tokens: Mapped[int] = mapped_column(BigInteger)
-    cache_creation_tokens: Mapped[int] = mapped_column(BigInteger)
-    cache_read_tokens: Mapped[int] = mapped_column(BigInteger)
-    thinking_tokens: Mapped[int] = mapped_column(BigInteger)
-    cost_usd: Mapped[float] = mapped_column(Float)
-    unpriced_calls: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (Index("ix_rollup_calls_period", "period"),)
 
 
-class RollupCallRuns(Base):
+class RollupCallRuns(_RollupKey, Base):
     """Distinct runs with calls, per period, workflow, status and one call key (`dimension`
     is model, provider, node or phase; "" counts runs with any call). A run belongs to one
     period, workflow and status, so these counts add up across them exactly."""
 
     __tablename__ = "rollup_call_runs"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    period: Mapped[str] = mapped_column(String(10))
-    workflow: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20))
     dimension: Mapped[str] = mapped_column(String(10))
     value: Mapped[str | None] = mapped_column(Text)
     runs: Mapped[int] = mapped_column(BigInteger)
@@ -229,15 +221,11 @@ class RollupCallRuns(Base):
     __table_args__ = (Index("ix_rollup_call_runs_period", "period"),)
 
 
-class RollupNodes(Base):
+class RollupNodes(_RollupKey, Base):
     """Per period, workflow, status and node: executions and a duration sketch."""
 
     __tablename__ = "rollup_nodes"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    period: Mapped[str] = mapped_column(String(10))
-    workflow: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20))
     node_id: Mapped[str] = mapped_column(Text)
     executions: Mapped[int] = mapped_column(BigInteger)
     durations: Mapped[dict] = mapped_column(JSON)
