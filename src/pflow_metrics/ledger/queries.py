@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, distinct, func, select
+from sqlalchemy import distinct, func, select
 
 from pflow_metrics.ledger.filters import Filters, call_conditions, run_conditions
 from pflow_metrics.ledger.rollups import (CALL_KEYS, TOKEN_COLUMNS, TOTALS, day_expression, group, sketch_quantile,
@@ -148,15 +148,17 @@ def report(ledger: Ledger, filters: Filters) -> dict[str, Any]:
 
 def spend(ledger: Ledger, filters: Filters) -> dict[str, Any]:
     """Priced spend and unpriced call count in the window, and each run's own cost."""
-    on = and_(CALLS.c.run_id == RUNS.c.id, *([CALLS.c.model == filters.model] if filters.model else []))
-    unpriced = case((and_(CALLS.c.id.is_not(None), CALLS.c.cost_usd.is_(None)), 1), else_=0)
+    def of_run(*conditions):
+        # Correlated per run, not a GROUP BY: SQLite would walk every run in id order to group.
+        return select(*conditions).where(CALLS.c.run_id == RUNS.c.id,
+                                         *([CALLS.c.model == filters.model] if filters.model else [])).scalar_subquery()
+
     with ledger._reading() as conn:
         runs = [dict(row._mapping) for row in conn.execute(
             select(RUNS.c.id, RUNS.c.workflow, RUNS.c.started_at,
-                   func.coalesce(func.sum(CALLS.c.cost_usd), 0.0).label("cost_usd"),
-                   func.coalesce(func.sum(unpriced), 0).label("unpriced_calls"))
-            .select_from(RUNS.outerjoin(CALLS, on)).where(*run_conditions(filters))
-            .group_by(RUNS.c.id, RUNS.c.workflow, RUNS.c.started_at))]
+                   of_run(func.coalesce(func.sum(CALLS.c.cost_usd), 0.0)).label("cost_usd"),
+                   of_run(func.count(CALLS.c.id) - func.count(CALLS.c.cost_usd)).label("unpriced_calls"))
+            .where(*run_conditions(filters)))]
     return {"cost_usd": sum(float(run["cost_usd"]) for run in runs),
             "unpriced_calls": sum(int(run["unpriced_calls"]) for run in runs), "runs": runs}
 
