@@ -83,7 +83,7 @@ def _runs_by_call_keys(ledger: Ledger, filters: Filters, keys: list[str]) -> tup
                for key in keys}
     grouping = list({column.name: column for column in columns.values()}.values())
     joined = CALLS.join(RUNS, CALLS.c.run_id == RUNS.c.id)
-    with ledger._reading() as conn:
+    with ledger.reading() as conn:
         found = [dict(row._mapping) for row in conn.execute(
             select(*grouping, func.count(distinct(CALLS.c.run_id)).label("runs"))
             .select_from(joined).where(*call_conditions(filters)).group_by(*grouping))]
@@ -98,7 +98,7 @@ def list_runs(ledger: Ledger, filters: Filters, limit: int = 20) -> list[dict[st
     query = (select(RUNS.c.id, RUNS.c.workflow, RUNS.c.status, RUNS.c.started_at, RUNS.c.duration_ms,
                     RUNS.c.cost_usd, RUNS.c.unpriced_calls, RUNS.c.input_tokens, RUNS.c.output_tokens, RUNS.c.error)
              .where(*run_conditions(filters)).order_by(RUNS.c.started_at.desc()).limit(limit))
-    with ledger.engine.connect() as conn:
+    with ledger.reading() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
 
 
@@ -153,7 +153,7 @@ def spend(ledger: Ledger, filters: Filters) -> dict[str, Any]:
         return select(*conditions).where(CALLS.c.run_id == RUNS.c.id,
                                          *([CALLS.c.model == filters.model] if filters.model else [])).scalar_subquery()
 
-    with ledger._reading() as conn:
+    with ledger.reading() as conn:
         runs = [dict(row._mapping) for row in conn.execute(
             select(RUNS.c.id, RUNS.c.workflow, RUNS.c.started_at,
                    of_run(func.coalesce(func.sum(CALLS.c.cost_usd), 0.0)).label("cost_usd"),
@@ -165,7 +165,7 @@ def spend(ledger: Ledger, filters: Filters) -> dict[str, Any]:
 
 def iter_records(ledger: Ledger, filters: Filters, chunk: int = 500) -> Iterator[RunRecord]:
     """Run records in the window, oldest first, read a chunk at a time."""
-    with ledger.engine.connect() as conn:
+    with ledger.reading() as conn:
         ids = [run_id for (run_id,) in conn.execute(
             select(RUNS.c.id).where(*run_conditions(filters)).order_by(RUNS.c.started_at))]
     for start in range(0, len(ids), chunk):
@@ -175,7 +175,7 @@ def iter_records(ledger: Ledger, filters: Filters, chunk: int = 500) -> Iterator
 def prune(ledger: Ledger, older_than: timedelta, dry_run: bool = False) -> int:
     """Delete runs (with their nodes and calls) that started before now - older_than."""
     cutoff = utcnow() - older_than
-    with ledger.engine.connect() as conn:
+    with ledger.reading() as conn:
         count = conn.execute(select(func.count()).select_from(RUNS).where(RUNS.c.started_at < cutoff)).scalar()
     if count and not dry_run:
         ledger.delete_runs_started_before(cutoff)

@@ -201,7 +201,7 @@ def refresh(ledger: Ledger, days: Iterable[str] | None = None) -> set[str]:
     if not (dirty if wanted is None else dirty & wanted):  # the usual case: no write lock taken
         return dirty
     try:
-        with ledger._writing() as conn:
+        with ledger.writing() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFRESH_LOCK})
             dirty = dict(conn.execute(select(DIRTY_DAYS.c.day, DIRTY_DAYS.c.version)).all())
@@ -215,9 +215,8 @@ def refresh(ledger: Ledger, days: Iterable[str] | None = None) -> set[str]:
 
 def dirty_days(ledger: Ledger) -> set[str]:
     """The UTC days whose roll-ups wait to be rebuilt."""
-    with ledger._reading() as conn:
+    with ledger.reading() as conn:
         return set(conn.execute(select(DIRTY_DAYS.c.day)).scalars())
-
 
 
 def _rebuild(conn, todo: dict[str, int], still_dirty: set[str]) -> None:
@@ -294,7 +293,7 @@ def window_rows(ledger: Ledger, filters: Filters, tables: Iterable[str] = tuple(
     Filters the roll-ups do not carry (tags, and --model for run figures) read raw rows only.
     """
     tables = tuple(tables)
-    with ledger._reading() as conn:
+    with ledger.reading() as conn:
         # Two statements: SQLite reads one end of the index for a lone min() or max(), but
         # scans all of it for both at once.
         bounds = [conn.execute(select(edge(RUNS.c.started_at))).scalar() for edge in (func.min, func.max)]
@@ -309,7 +308,7 @@ def window_rows(ledger: Ledger, filters: Filters, tables: Iterable[str] = tuple(
     model_for_runs = filters.model and {"runs", "nodes"} & set(tables)
     if filters.tags or model_for_runs or whole_from >= whole_to:
         # Both ends bounded: SQLite's planner then walks runs by start time, not every call.
-        with ledger._reading() as conn:
+        with ledger.reading() as conn:
             return raw_rows(conn, filters, [(start or first, end or last)], tables)
     # Days without runs have no roll-up rows: only those from the first to the last run matter.
     lo, hi = max(whole_from, first), min(whole_to, last)
@@ -324,7 +323,7 @@ def window_rows(ledger: Ledger, filters: Filters, tables: Iterable[str] = tuple(
     month_from = whole_from if start else first.replace(day=1)
     month_to = whole_to if end else _next_month(last - ONE_DAY)
     periods = clean if by_day else _with_months(clean, month_from, month_to, still_dirty)
-    with ledger._reading() as conn:
+    with ledger.reading() as conn:
         rows = read_rollups(conn, filters, periods, tables, sketches=not by_day)
         rows.extend(raw_rows(conn, filters, ranges, tables))
     return rows

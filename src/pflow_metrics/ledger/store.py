@@ -76,7 +76,7 @@ class Ledger:
 
     def begin_run(self, record: RunRecord) -> None:
         """Write the run row with its current status (normally 'running') straight away."""
-        with self._writing() as conn:
+        with self.writing() as conn:
             _upsert(conn, _run_row(record))
             _mark_days(conn, [record.started_at])
 
@@ -96,7 +96,7 @@ class Ledger:
         records = list({record.run_id: record for record in records}.values())
         if not records:
             return 0
-        with self._writing() as conn:
+        with self.writing() as conn:
             ids = [record.run_id for record in records]
             # A run stored before may have started on another day: both days change.
             earlier = conn.execute(SELECT_STARTS, {"ids": ids}).scalars().all()
@@ -117,7 +117,7 @@ class Ledger:
         refresh its heartbeat. Returns the new (nodes_written, calls_written)."""
         nodes = _node_rows(record, nodes_written)
         calls = _call_rows(record, calls_written)
-        with self._writing() as conn:
+        with self.writing() as conn:
             conn.execute(update(RUNS).where(RUNS.c.id == record.run_id).values(heartbeat_at=utcnow()))
             _mark_days(conn, [record.started_at])
             if nodes:
@@ -135,7 +135,7 @@ class Ledger:
         crash_after = crash_after or timedelta(seconds=float(os.environ.get("PFLOW_CRASH_AFTER") or 600))
         here = host_name()
         stale = utcnow() - crash_after
-        with self._reading() as conn:
+        with self.reading() as conn:
             running = conn.execute(
                 select(RUNS.c.id, RUNS.c.host, RUNS.c.pid, RUNS.c.heartbeat_at, RUNS.c.started_at)
                 .where(RUNS.c.status == "running")
@@ -146,7 +146,7 @@ class Ledger:
             or (run.host != here and run.heartbeat_at is not None and run.heartbeat_at < stale)
         ]
         if dead:
-            with self._writing() as conn:
+            with self.writing() as conn:
                 conn.execute(
                     update(RUNS)
                     .where(RUNS.c.id.in_([run.id for run in dead]), RUNS.c.status == "running")
@@ -158,13 +158,14 @@ class Ledger:
     def delete_runs_started_before(self, cutoff: datetime) -> None:
         """Delete old runs with their node executions and LLM calls."""
         old = select(RUNS.c.id).where(RUNS.c.started_at < cutoff)
-        with self._writing() as conn:
+        with self.writing() as conn:
             _mark_days(conn, conn.execute(select(RUNS.c.started_at).where(RUNS.c.started_at < cutoff)).scalars())
             conn.execute(delete(NODES).where(NODES.c.run_id.in_(old)))
             conn.execute(delete(CALLS).where(CALLS.c.run_id.in_(old)))
             conn.execute(delete(RUNS).where(RUNS.c.started_at < cutoff))
 
-    def _writing(self):
+    def writing(self):
+        """A write transaction (BEGIN IMMEDIATE on SQLite) whose driver errors are one line."""
         return _Transaction(self.engine)
 
     # -- reading ---------------------------------------------------------------------------
@@ -172,7 +173,7 @@ class Ledger:
     def resolve_run_id(self, prefix: str) -> str:
         """The one run id starting with `prefix`; UsageError if none or several match."""
         pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        with self._reading() as conn:
+        with self.reading() as conn:
             ids = conn.execute(
                 select(RUNS.c.id).where(RUNS.c.id.like(pattern, escape="\\")).limit(2)
             ).scalars().all()
@@ -189,7 +190,7 @@ class Ledger:
 
     def iter_runs(self, run_ids: list[str]) -> Iterator[RunRecord]:
         """Run records for the given ids, in the order given (ids not found are skipped)."""
-        with self._reading() as conn:
+        with self.reading() as conn:
             runs = {row.id: row for row in conn.execute(select(RUNS).where(RUNS.c.id.in_(run_ids)))}
             nodes: dict[str, list] = {}
             for row in conn.execute(
@@ -205,7 +206,8 @@ class Ledger:
             if run_id in runs:
                 yield _record_from_rows(runs[run_id], nodes.get(run_id, []), calls.get(run_id, []))
 
-    def _reading(self):
+    def reading(self):
+        """A read transaction whose driver errors are one line."""
         return _Transaction(self.engine, write=False)
 
 
