@@ -58,13 +58,13 @@ def main(quick: bool = False) -> None:
     since = (now - timedelta(days=7)).replace(tzinfo=None).isoformat(" ")
     # CROSS JOIN makes SQLite walk runs by start time first: the fastest plan for raw SQL here
     # (a plain JOIN scans every call through the model index).
-    raw_sql = ("SELECT c.model, count(*), count(DISTINCT c.run_id), sum(c.input_tokens), sum(c.output_tokens), "
-               "sum(c.cost_usd) FROM runs r CROSS JOIN llm_calls c ON c.run_id = r.id WHERE r.started_at >= ? "
-               "GROUP BY c.model")
+    raw_all_sql = ("SELECT c.model, count(*), count(DISTINCT c.run_id), sum(c.input_tokens), sum(c.output_tokens), "
+                   "sum(c.cost_usd) FROM runs r CROSS JOIN llm_calls c ON c.run_id = r.id {where} GROUP BY c.model")
+    raw_sql = raw_all_sql.format(where="WHERE r.started_at >= ?")
     raw_week = median_seconds(lambda: raw.execute(raw_sql, (since,)).fetchall(), 5)
     all_time = median_seconds(lambda: cost_by(ledger, Filters(), ["model"]), 3)
     year = median_seconds(lambda: report(ledger, Filters(since=now - timedelta(days=365))), 3)
-    raw_all = median_seconds(lambda: raw.execute(raw_sql.replace("WHERE r.started_at >= ?", ""), ()).fetchall(), 1)
+    raw_all = median_seconds(lambda: raw.execute(raw_all_sql.format(where="")).fetchall(), 1)
 
     # The usual case in CI: a run lands, then a report, which first rebuilds that day and month.
     after_write = median_seconds(lambda: report(ledger, Filters(since=now - timedelta(days=365))), 3,

@@ -151,7 +151,7 @@ class WorkflowTraceCollector:
             line = f'{line[:-1]},"store_before":{before},"changes":{changes}}}'
             if self.written + len(line) > self.max_bytes:
                 self._drop_snapshots()
-        if self.capped and before is None or self.written + len(line) > self.max_bytes:
+        if self.capped:
             event["snapshots_dropped"] = f"trace reached its size cap of {self.max_bytes} bytes"
             line = json.dumps(event, ensure_ascii=False, default=str)
         self._write_line(line)

@@ -43,10 +43,8 @@ def _land(ledger: Ledger, batch: list[tuple[int, RunRecord]], result: IngestResu
     try:
         result.landed += ledger.finish_runs([record for _, record in batch])
         return
-    except LedgerError as exc:
-        if len(batch) == 1:
-            result.problems.append((batch[0][0], f"not stored: {exc}"))
-            return
+    except LedgerError:
+        pass
     for number, record in batch:
         try:
             result.landed += ledger.finish_runs([record])

@@ -46,6 +46,11 @@ def _numbers(row: dict[str, Any]) -> dict[str, Any]:
     return {**{name: int(row[name]) for name in TOTALS if name != "cost_usd"}, "cost_usd": float(row["cost_usd"])}
 
 
+def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The TOTALS of all these rows (zeros for none)."""
+    return _numbers(group(rows, (), TOTALS)[0] if rows else dict.fromkeys(TOTALS, 0))
+
+
 def cost_by(ledger: Ledger, filters: Filters, keys: list[str]) -> dict[str, Any]:
     """{"rows": [{key..., calls, runs, tokens..., cost_usd, unpriced_calls, share}], "total": {...}}"""
     by = [f"by:{key}" for key in keys]
@@ -67,8 +72,7 @@ def cost_by(ledger: Ledger, filters: Filters, keys: list[str]) -> dict[str, Any]
         index = tuple(row[k] for k in by)
         result.append({**{key: row[f"by:{key}"] for key in keys}, **_numbers(row), "runs": runs.get(index, 0)})
     result.sort(key=lambda row: (-row["cost_usd"], *(str(row[key]) for key in keys)))
-    total = {**_numbers(group(rows.calls, (), TOTALS)[0] if rows.calls else dict.fromkeys(TOTALS, 0)),
-             "runs": runs_total}
+    total = {**_totals(rows.calls), "runs": runs_total}
     for row in result:
         row["share"] = row["cost_usd"] / total["cost_usd"] if total["cost_usd"] else 0.0
     return {"rows": result, "total": total}
@@ -77,19 +81,19 @@ def cost_by(ledger: Ledger, filters: Filters, keys: list[str]) -> dict[str, Any]
 def _runs_by_call_keys(ledger: Ledger, filters: Filters, keys: list[str]) -> tuple[dict[tuple, int], int]:
     """Distinct runs per group when the keys name two or more call properties: the roll-ups
     count runs for one call key at a time, so these come from the calls themselves."""
-    dialect = ledger.engine.dialect.name
-    columns = {key: (CALLS.c[CALL_KEYS[key]] if key in CALL_KEYS else RUNS.c.workflow if key == "workflow"
-                     else day_expression(dialect)).label(key if key in CALL_KEYS or key == "workflow" else "period")
-               for key in keys}
-    grouping = list({column.name: column for column in columns.values()}.values())
+    def column(key: str):  # named as in roll-up rows, so that _keyed reads them alike
+        if key in CALL_KEYS:
+            return CALLS.c[CALL_KEYS[key]]
+        return RUNS.c.workflow if key == "workflow" else day_expression(ledger.engine.dialect.name).label("period")
+
+    grouping = list({c.name: c for c in map(column, keys)}.values())  # day, week and month share "period"
     joined = CALLS.join(RUNS, CALLS.c.run_id == RUNS.c.id)
     with ledger.reading() as conn:
-        found = [dict(row._mapping) for row in conn.execute(
+        rows = [dict(row._mapping) for row in conn.execute(
             select(*grouping, func.count(distinct(CALLS.c.run_id)).label("runs"))
             .select_from(joined).where(*call_conditions(filters)).group_by(*grouping))]
         total = conn.execute(select(func.count(distinct(CALLS.c.run_id))).select_from(joined)
                              .where(*call_conditions(filters))).scalar()
-    rows = [{**row, **{CALL_KEYS[key]: row[key] for key in keys if key in CALL_KEYS}} for row in found]
     by = [f"by:{key}" for key in keys]
     return {tuple(row[k] for k in by): row["runs"] for row in group(_keyed(rows, keys), by, ("runs",))}, total
 
@@ -108,7 +112,7 @@ def report(ledger: Ledger, filters: Filters) -> dict[str, Any]:
     runs_rows = rows.runs
     statuses = {row["status"]: row["runs"] for row in group(runs_rows, ("status",), ("runs",))}
     runs = sum(statuses.values())
-    totals = _numbers(group(runs_rows, (), TOTALS)[0]) if runs_rows else _numbers(dict.fromkeys(TOTALS, 0))
+    totals = _totals(runs_rows)
     durations = group(runs_rows, (), (), ("durations",))[0]["durations"] if runs_rows else {}
     workflows = sorted(group(runs_rows, ("workflow",), ("runs", "cost_usd")), key=lambda row: -row["cost_usd"])
     node_costs = sorted(group(rows.calls, ("workflow", "node_id"), ("cost_usd",)), key=lambda row: -row["cost_usd"])
@@ -125,8 +129,7 @@ def report(ledger: Ledger, filters: Filters) -> dict[str, Any]:
         before = Filters(filters.since - (end - filters.since), filters.since, filters.workflows, filters.model,
                          filters.status, filters.tags)
         earlier = window_rows(ledger, before, ("runs",)).runs
-        previous = {**(_numbers(group(earlier, (), TOTALS)[0]) if earlier else _numbers(dict.fromkeys(TOTALS, 0))),
-                    "runs_total": sum(row["runs"] for row in earlier)}
+        previous = {**_totals(earlier), "runs_total": sum(row["runs"] for row in earlier)}
     return {
         "runs": runs,
         "statuses": statuses,

@@ -26,8 +26,9 @@ from pflow_metrics.errors import LedgerUnavailable
 from pflow_metrics.ledger.filters import Filters, call_conditions, run_conditions, workflow_condition
 from pflow_metrics.ledger.models import RollupCallRuns, RollupCalls, RollupNodes, RollupRuns
 from pflow_metrics.ledger.store import CALLS, DIRTY_DAYS, NODES, RUNS, Ledger, utc_day
+from pflow_metrics.record import TOKEN_KINDS
 
-TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens", "thinking_tokens")
+TOKEN_COLUMNS = tuple(f"{kind}_tokens" for kind in TOKEN_KINDS)
 TOTALS = ("calls", *TOKEN_COLUMNS, "cost_usd", "unpriced_calls")
 # cost --by keys that are properties of a call, and their columns.
 CALL_KEYS = {"model": "model", "provider": "provider", "node": "node_id", "phase": "phase"}
@@ -124,24 +125,25 @@ def day_expression(dialect: str):
     return func.to_char(func.timezone("UTC", RUNS.c.started_at), "YYYY-MM-DD")
 
 
-def raw_rows(conn, filters: Filters, ranges: list[tuple[datetime | None, datetime | None]],
+def raw_rows(conn, filters: Filters, ranges: list[tuple[datetime, datetime]],
              tables: Iterable[str] = tuple(TABLES)) -> Rows:
-    """Rows per UTC day computed from the runs, calls and node executions of these time ranges
-    ([start, end), None for open), for the named `Rows` tables only."""
+    """Rows per UTC day computed from the runs, calls and node executions of these [start, end)
+    time ranges, for the named `Rows` tables only. Both ends are bounded on purpose: without an
+    upper bound SQLite's planner scans every call instead of walking runs by start time."""
     tables = set(tables)
     rows = Rows()
     if not ranges:
         return rows
-    in_ranges = or_(*(and_(*([RUNS.c.started_at >= start] if start else []),
-                           *([RUNS.c.started_at < end] if end else [])) for start, end in ranges))
+    in_ranges = or_(*(and_(RUNS.c.started_at >= start, RUNS.c.started_at < end) for start, end in ranges))
     untimed = replace(filters, since=None, until=None)
     runs_where = [in_ranges, *run_conditions(untimed)]
     calls_where = [in_ranges, *call_conditions(untimed)]
     day = day_expression(conn.dialect.name).label("period")
     joined = CALLS.join(RUNS, CALLS.c.run_id == RUNS.c.id)
 
+    calls = []
     if tables & {"calls", "runs"}:  # runs rows carry their calls' totals
-        rows.calls = [dict(row._mapping) for row in conn.execute(
+        calls = [dict(row._mapping) for row in conn.execute(
             select(day, RUNS.c.workflow, RUNS.c.status, CALLS.c.model, CALLS.c.provider, CALLS.c.node_id,
                    CALLS.c.phase, func.count().label("calls"),
                    *(func.coalesce(func.sum(CALLS.c[name]), 0).label(name) for name in TOKEN_COLUMNS),
@@ -150,6 +152,8 @@ def raw_rows(conn, filters: Filters, ranges: list[tuple[datetime | None, datetim
             .select_from(joined).where(*calls_where)
             .group_by(day, RUNS.c.workflow, RUNS.c.status, CALLS.c.model, CALLS.c.provider, CALLS.c.node_id,
                       CALLS.c.phase))]
+    if "calls" in tables:
+        rows.calls = calls
 
     if "call_runs" in tables:
         for dimension, column in (("", None), *CALL_KEYS.items()):
@@ -169,7 +173,7 @@ def raw_rows(conn, filters: Filters, ranges: list[tuple[datetime | None, datetim
             row["runs"] += 1
             if duration is not None:
                 sketch_add(row["durations"], duration)
-        for total in group(rows.calls, KEY, TOTALS):
+        for total in group(calls, KEY, TOTALS):
             runs[tuple(total[key] for key in KEY)].update({name: total[name] for name in TOTALS})
         rows.runs = list(runs.values())
 
@@ -184,8 +188,6 @@ def raw_rows(conn, filters: Filters, ranges: list[tuple[datetime | None, datetim
             row["executions"] += 1
             sketch_add(row["durations"], duration)
         rows.nodes = list(nodes.values())
-    if "calls" not in tables:
-        rows.calls = []
     return rows
 
 
@@ -307,7 +309,6 @@ def window_rows(ledger: Ledger, filters: Filters, tables: Iterable[str] = tuple(
     whole_to = _floor_day(end) if end else last
     model_for_runs = filters.model and {"runs", "nodes"} & set(tables)
     if filters.tags or model_for_runs or whole_from >= whole_to:
-        # Both ends bounded: SQLite's planner then walks runs by start time, not every call.
         with ledger.reading() as conn:
             return raw_rows(conn, filters, [(start or first, end or last)], tables)
     # Days without runs have no roll-up rows: only those from the first to the last run matter.
