@@ -19,6 +19,7 @@ from pflow_metrics.cli import report as report_commands
 from pflow_metrics.cli import runs as runs_commands
 from pflow_metrics.cli import trace as trace_commands
 from pflow_metrics.cli.options import AppState
+from pflow_metrics.cli.render import one_line, warning_line
 from pflow_metrics.cli.run import run as run_command
 from pflow_metrics.errors import EXIT_USAGE, PflowMetricsError
 
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    typer.echo(f"pflow-metrics: warning: {_one_line(str(message)).removeprefix('pflow-metrics: ')}", err=True)
+    typer.echo(warning_line(message), err=True)
 
 
 def _main(argv: list[str] | None) -> None:
@@ -81,8 +82,8 @@ def _main(argv: list[str] | None) -> None:
     except Exception as exc:  # usage errors from Typer's click, and anything unforeseen
         if callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int):
             # A group called without a command has printed its help; its message is empty.
-            _fail(_one_line(exc.format_message()) or _missing_command(exc), exc.exit_code)
-        _fail(f"internal error: {type(exc).__name__}: {_one_line(str(exc))}", 1)
+            _fail(one_line(exc.format_message()) or _missing_command(exc), exc.exit_code)
+        _fail(f"internal error: {type(exc).__name__}: {one_line(exc)}", 1)
     else:
         sys.exit(0)
 
@@ -90,10 +91,6 @@ def _main(argv: list[str] | None) -> None:
 def _missing_command(exc: Exception) -> str:
     path = getattr(getattr(exc, "ctx", None), "command_path", None) or "pflow-metrics"
     return f"missing command; `{path} --help` lists them"
-
-
-def _one_line(message: str) -> str:
-    return " ".join(message.split())
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> None:

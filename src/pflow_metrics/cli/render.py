@@ -11,6 +11,15 @@ from typing import Any
 BLOCKS = " ▏▎▍▌▋▊▉█"
 
 
+def one_line(text: Any) -> str:
+    return " ".join(str(text).split())
+
+
+def warning_line(text: Any) -> str:
+    """A warning as the one stderr line every command prints (messages may carry our prefix)."""
+    return f"pflow-metrics: warning: {one_line(text).removeprefix('pflow-metrics: ')}"
+
+
 def money(value: float | None) -> str:
     return "-" if value is None else f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
 

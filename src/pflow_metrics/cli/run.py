@@ -20,6 +20,7 @@ from typing import Any
 import typer
 
 from pflow_metrics.cli.options import state
+from pflow_metrics.cli.render import one_line, warning_line
 from pflow_metrics.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
 
 
@@ -142,9 +143,9 @@ def _report(outcome: Any, output_format: OutputFormat, caught: list[warnings.War
     result = outcome.result
     for warning in caught:
         if not issubclass(warning.category, LedgerWarning):  # that one is result.ledger_warning
-            typer.echo(f"pflow-metrics: warning: {_without_prefix(str(warning.message))}", err=True)
+            typer.echo(warning_line(warning.message), err=True)
     if getattr(result, "ledger_warning", None):
-        typer.echo(f"pflow-metrics: warning: {_without_prefix(result.ledger_warning)}", err=True)
+        typer.echo(warning_line(result.ledger_warning), err=True)
     if outcome.planner_trace_path:
         typer.echo(f"planner trace: {outcome.planner_trace_path}", err=True)
     if outcome.saved_workflow:
@@ -207,13 +208,6 @@ def _cost_text(total: dict[str, Any]) -> str:
 
 
 def _error_text(error: BaseException) -> str:
-    text = _one_line(str(error))
+    text = one_line(error)
     return text or type(error).__name__
 
-
-def _without_prefix(text: str) -> str:
-    return _one_line(text).removeprefix("pflow-metrics: ")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
