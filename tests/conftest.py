@@ -69,3 +69,17 @@ def price_models(pflow_home):
         (pflow_home / "pricing.toml").write_text(text)
 
     return write
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the CLI in-process through main() (its error handling included): (exit code, stdout, stderr)."""
+    from pflow_metrics.cli.app import main
+
+    def invoke(*args) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(arg) for arg in args])
+        out = capsys.readouterr()
+        return exit_info.value.code, out.out, out.err
+
+    return invoke

@@ -15,9 +15,9 @@ def a_record(**changes):
 
 def test_a_record_survives_json_both_ways():
     record = make_run(calls=[{}, {"model": "claude-sonnet-4", "cost_usd": None}], tags={"env": "ci"})
-    data = json.loads(json.dumps(record.to_dict()))
-    assert data["schema"] == SCHEMA_VERSION
-    assert RunRecord.from_dict(data).to_dict() == record.to_dict()
+    text = record.to_json()
+    assert json.loads(text)["schema"] == SCHEMA_VERSION
+    assert RunRecord.from_json(text).to_dict() == record.to_dict()
 
 
 def test_times_are_iso_8601_with_an_offset():
@@ -36,8 +36,18 @@ def test_times_are_iso_8601_with_an_offset():
         ({"started_at": "2026-11-01T10:00:00"}, "started_at: must carry a UTC offset"),
         ({"unpriced_calls": -1}, "unpriced_calls: must be a whole number >= 0"),
         ({"tokens": {"input": 1.5}}, "tokens.input: must be a whole number"),
-        ({"cost_usd": "0.1"}, "cost_usd: must be a number"),
-        ({"cost_usd": float("nan")}, "cost_usd: must be a number"),
+        ({"cost_usd": "0.1"}, "cost_usd: must be an amount of USD"),
+        ({"cost_usd": float("nan")}, "cost_usd: must be an amount of USD"),
+        ({"cost_usd": float("inf")}, "cost_usd: must be an amount of USD"),
+        ({"cost_usd": 999}, "cost_usd: 999 disagrees with its llm_calls, which cost 0.01"),
+        ({"unpriced_calls": 4}, "unpriced_calls: 4 disagrees with its llm_calls"),
+        ({"tokens": {"input": 7}}, "tokens.input: 7 disagrees with its llm_calls"),
+        ({"duration_ms": 10**400}, "duration_ms: must be a number from 0 to"),
+        ({"started_at": "0999-06-01T00:00:00+00:00"}, "started_at: must lie from 1970-01-01"),
+        ({"started_at": "0001-01-01T00:00:00+05:00"}, "started_at: must lie from 1970-01-01"),
+        ({"started_at": "9999-12-31T23:59:59-05:00"}, "started_at: must lie from 1970-01-01"),
+        ({"pid": 2**64}, "pid: must be at most"),
+        ({"schema": 10**5000}, "schema: version a 16610-bit number is newer"),
         ({"tags": {"a": 1}}, "tags: must be an object of strings"),
         ({"nodes": "none"}, "nodes: must be a list"),
         ({"schema": 2}, "schema: version 2 is newer"),

@@ -8,21 +8,33 @@ naming the field (`llm_calls[3].input_tokens: must be a whole number >= 0, got -
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from pflow_metrics.context import ci_context, host_name
 from pflow_metrics.errors import RecordError
+from pflow_metrics.money import MAX_CALL_USD, ZERO, dumps, plain, usd
+from pflow_metrics.timewindow import EARLIEST, LATEST
 
 SCHEMA_VERSION = 1
 RUN_STATUSES = ("running", "success", "failed", "crashed", "budget_exceeded")
 PHASES = ("planner", "workflow")
 TOKEN_KINDS = ("input", "output", "cache_creation", "cache_read", "thinking")
 MAX_COUNT = 2**63 - 1  # the largest integer either ledger engine stores
+# Limits that keep every sum the ledger takes exact and inside 64 bits: a token bucket of one
+# call (1,000 times the largest context window there is), and a duration (about 3 years).
+MAX_CALL_TOKENS = 10**10
+MAX_DURATION_MS = 10**11
+RATE_KEYS = ("input", "output", "cache_read", "cache_creation")
+MAX_RATE_USD = 10**6  # per million tokens
+MAX_RUN_ID = 36  # a UUID; the ledger's key column holds no more
+NODE_STATUSES = ("success", "failed")
 
 
 def utcnow() -> datetime:
@@ -88,13 +100,17 @@ class LLMCallRecord:
     cache_creation_tokens: int = 0
     cache_read_tokens: int = 0
     thinking_tokens: int = 0
-    cost_usd: float | None = None  # None: nobody could price this model
+    cost_usd: Decimal | None = None  # exact USD; None: nobody could price this model
     rates: dict[str, float] | None = None  # per-million rates used: input, output, cache_read, cache_creation
     price_source: str | None = None  # "override", "genai-prices", "provider", ...
     duration_ms: float | None = None
     started_at: datetime | None = None
     prompt: str | None = None  # kept only when the caller asked to store prompts
     response: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.cost_usd is not None and not isinstance(self.cost_usd, Decimal):
+            self.cost_usd = usd(self.cost_usd)
 
     @property
     def tokens(self) -> Tokens:
@@ -140,9 +156,6 @@ class RunRecord:
     duration_ms: float | None = None
     planner_duration_ms: float | None = None
     workflow_duration_ms: float | None = None
-    cost_usd: float | None = None
-    unpriced_calls: int = 0
-    tokens: Tokens = field(default_factory=Tokens)
     error: str | None = None
     host: str | None = None
     pid: int | None = None
@@ -152,20 +165,28 @@ class RunRecord:
     nodes: list[NodeRecord] = field(default_factory=list)
     llm_calls: list[LLMCallRecord] = field(default_factory=list)
 
-    def compute_totals(self) -> None:
-        """Derive tokens, cost and unpriced count from the calls (cost is None if any is unpriced)."""
+    # A run's totals are its calls' totals, derived, never stored beside them: a record cannot
+    # say $999 while its calls say $0.10.
+    @property
+    def tokens(self) -> Tokens:
         tokens = Tokens()
-        cost = 0.0
-        unpriced = 0
         for call in self.llm_calls:
             tokens.add(call.tokens)
-            if call.cost_usd is None:
-                unpriced += 1
-            else:
-                cost += call.cost_usd
-        self.tokens = tokens
-        self.unpriced_calls = unpriced
-        self.cost_usd = None if unpriced else cost
+        return tokens
+
+    @property
+    def unpriced_calls(self) -> int:
+        return sum(1 for call in self.llm_calls if call.cost_usd is None)
+
+    @property
+    def priced_cost_usd(self) -> Decimal:
+        """What the priced calls cost: all of the cost when none is unpriced, else a lower bound."""
+        return sum((call.cost_usd for call in self.llm_calls if call.cost_usd is not None), ZERO)
+
+    @property
+    def cost_usd(self) -> Decimal | None:
+        """The run's exact cost, or None when any call is unpriced."""
+        return None if self.unpriced_calls else self.priced_cost_usd
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -195,6 +216,34 @@ class RunRecord:
     def from_dict(cls, data: Any) -> RunRecord:
         return _RecordReader().run(data)
 
+    def to_json(self) -> str:
+        """One line of JSON (export, spool): money as exact decimal numbers."""
+        return dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> RunRecord:
+        """The record in one line of JSON; decimals are read exactly. A line that is not JSON
+        raises RecordError; so does one nested too deeply to read."""
+        try:
+            data = json.loads(text, parse_float=Decimal)
+        except json.JSONDecodeError as exc:
+            raise RecordError(f"not JSON: {exc.msg} (column {exc.colno})") from None
+        except RecursionError:
+            raise RecordError("not readable: nested too deeply") from None
+        except ValueError as exc:  # a number of more than 4,300 digits, bad UTF-8
+            raise RecordError(f"not readable: {str(exc).splitlines()[0][:80]}") from None
+        return cls.from_dict(data)
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message, short whatever its size (a 5,000-digit int included)."""
+    if type(value) is int and value.bit_length() > 200:
+        return f"a {value.bit_length()}-bit number"
+    if isinstance(value, Decimal) and value.is_finite():
+        return plain(value)
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
@@ -207,25 +256,21 @@ class _RecordReader:
         data = self._mapping(data, "record")
         schema = data.get("schema", SCHEMA_VERSION)
         if type(schema) is not int or schema < 1:
-            raise RecordError(f"schema: must be a whole number >= 1, got {schema!r}")
+            raise RecordError(f"schema: must be a whole number >= 1, got {_shown(schema)}")
         if schema > SCHEMA_VERSION:
             raise RecordError(
-                f"schema: version {schema} is newer than this pflow-metrics understands "
+                f"schema: version {_shown(schema)} is newer than this pflow-metrics understands "
                 f"({SCHEMA_VERSION}); upgrade pflow-metrics"
             )
-        tokens = self._mapping(data.get("tokens") or {}, "tokens")
         record = RunRecord(
-            run_id=self._text(data, "run_id", required=True),
+            run_id=self._text(data, "run_id", required=True, limit=MAX_RUN_ID),
             workflow=self._text(data, "workflow", required=True),
             status=self._choice(data, "status", RUN_STATUSES, required=True),
             started_at=self._time(data, "started_at", required=True),
             ended_at=self._time(data, "ended_at"),
-            duration_ms=self._number(data, "duration_ms"),
-            planner_duration_ms=self._number(data, "planner_duration_ms"),
-            workflow_duration_ms=self._number(data, "workflow_duration_ms"),
-            cost_usd=self._number(data, "cost_usd"),
-            unpriced_calls=self._count(data, "unpriced_calls"),
-            tokens=Tokens(**{k: self._count(tokens, k, f"tokens.{k}") for k in TOKEN_KINDS}),
+            duration_ms=self._duration(data, "duration_ms"),
+            planner_duration_ms=self._duration(data, "planner_duration_ms"),
+            workflow_duration_ms=self._duration(data, "workflow_duration_ms"),
             error=self._text(data, "error"),
             host=self._text(data, "host"),
             pid=self._count(data, "pid", default=None),
@@ -237,7 +282,27 @@ class _RecordReader:
         record.llm_calls = [
             self._call(c, f"llm_calls[{i}]") for i, c in enumerate(self._list(data, "llm_calls"))
         ]
+        self._check_totals(data, record)
         return record
+
+    def _check_totals(self, data: dict, record: RunRecord) -> None:
+        """Totals a record states must be its calls' totals (they are derived, not stored);
+        a null cost states nothing."""
+        stated_cost = self._money(data, "cost_usd")
+        if stated_cost is not None and stated_cost != record.cost_usd:
+            raise RecordError(f"cost_usd: {_shown(data['cost_usd'])} disagrees with its llm_calls, "
+                              f"which cost {_shown(record.cost_usd)}")
+        unpriced = self._count(data, "unpriced_calls", default=None)
+        if unpriced is not None and unpriced != record.unpriced_calls:
+            raise RecordError(f"unpriced_calls: {unpriced} disagrees with its llm_calls ({record.unpriced_calls})")
+        tokens = data.get("tokens")
+        if tokens is not None:
+            tokens = self._mapping(tokens, "tokens")
+            derived = record.tokens
+            for kind in TOKEN_KINDS:
+                stated = self._count(tokens, kind, f"tokens.{kind}", default=None)
+                if stated is not None and stated != getattr(derived, kind):
+                    raise RecordError(f"tokens.{kind}: {stated} disagrees with its llm_calls ({getattr(derived, kind)})")
 
     def _node(self, data: Any, where: str) -> NodeRecord:
         data = self._mapping(data, where)
@@ -245,12 +310,12 @@ class _RecordReader:
             node_id=self._text(data, "node_id", f"{where}.node_id", required=True),
             node_type=self._text(data, "node_type", f"{where}.node_type") or "",
             phase=self._choice(data, "phase", PHASES, where=f"{where}.phase") or "workflow",
-            duration_ms=self._number(data, "duration_ms", f"{where}.duration_ms") or 0.0,
-            status=self._text(data, "status", f"{where}.status") or "success",
+            duration_ms=self._duration(data, "duration_ms", f"{where}.duration_ms") or 0.0,
+            status=self._choice(data, "status", NODE_STATUSES, where=f"{where}.status") or "success",
             attempts=self._count(data, "attempts", f"{where}.attempts", default=1),
             action=self._text(data, "action", f"{where}.action"),
             error=self._text(data, "error", f"{where}.error"),
-            start_offset_ms=self._number(data, "start_offset_ms", f"{where}.start_offset_ms") or 0.0,
+            start_offset_ms=self._duration(data, "start_offset_ms", f"{where}.start_offset_ms") or 0.0,
             items=self._count(data, "items", f"{where}.items", default=None),
         )
 
@@ -258,22 +323,26 @@ class _RecordReader:
         data = self._mapping(data, where)
         rates = data.get("rates")
         if rates is not None:
-            rates = {k: self._number(self._mapping(rates, f"{where}.rates"), k, f"{where}.rates.{k}") for k in rates}
+            rates = self._mapping(rates, f"{where}.rates")
+            unknown = sorted(set(rates) - set(RATE_KEYS))
+            if unknown:
+                raise RecordError(f"{where}.rates: unknown rate {unknown[0]!r:.60}; rates are {', '.join(RATE_KEYS)}")
+            rates = {k: self._number(rates, k, f"{where}.rates.{k}", MAX_RATE_USD) for k in rates}
         return LLMCallRecord(
             node_id=self._text(data, "node_id", f"{where}.node_id", required=True),
             phase=self._choice(data, "phase", PHASES, where=f"{where}.phase") or "workflow",
             model=self._text(data, "model", f"{where}.model", required=True),
             resolved_model=self._text(data, "resolved_model", f"{where}.resolved_model"),
             provider=self._text(data, "provider", f"{where}.provider"),
-            input_tokens=self._count(data, "input_tokens", f"{where}.input_tokens"),
-            output_tokens=self._count(data, "output_tokens", f"{where}.output_tokens"),
-            cache_creation_tokens=self._count(data, "cache_creation_tokens", f"{where}.cache_creation_tokens"),
-            cache_read_tokens=self._count(data, "cache_read_tokens", f"{where}.cache_read_tokens"),
-            thinking_tokens=self._count(data, "thinking_tokens", f"{where}.thinking_tokens"),
-            cost_usd=self._number(data, "cost_usd", f"{where}.cost_usd"),
+            input_tokens=self._count(data, "input_tokens", f"{where}.input_tokens", limit=MAX_CALL_TOKENS),
+            output_tokens=self._count(data, "output_tokens", f"{where}.output_tokens", limit=MAX_CALL_TOKENS),
+            cache_creation_tokens=self._count(data, "cache_creation_tokens", f"{where}.cache_creation_tokens", limit=MAX_CALL_TOKENS),
+            cache_read_tokens=self._count(data, "cache_read_tokens", f"{where}.cache_read_tokens", limit=MAX_CALL_TOKENS),
+            thinking_tokens=self._count(data, "thinking_tokens", f"{where}.thinking_tokens", limit=MAX_CALL_TOKENS),
+            cost_usd=self._money(data, "cost_usd", f"{where}.cost_usd", MAX_CALL_USD),
             rates=rates,
             price_source=self._text(data, "price_source", f"{where}.price_source"),
-            duration_ms=self._number(data, "duration_ms", f"{where}.duration_ms"),
+            duration_ms=self._duration(data, "duration_ms", f"{where}.duration_ms"),
             started_at=self._time(data, "started_at", f"{where}.started_at"),
             prompt=self._text(data, "prompt", f"{where}.prompt"),
             response=self._text(data, "response", f"{where}.response"),
@@ -295,7 +364,8 @@ class _RecordReader:
         return value
 
     @staticmethod
-    def _text(data: dict, key: str, where: str | None = None, required: bool = False) -> str | None:
+    def _text(data: dict, key: str, where: str | None = None, required: bool = False,
+              limit: int | None = None) -> str | None:
         value = data.get(key)
         if value is None:
             if required:
@@ -305,33 +375,56 @@ class _RecordReader:
             raise RecordError(f"{where or key}: must be a string, got {type(value).__name__}")
         if required and not value:
             raise RecordError(f"{where or key}: must not be empty")
+        if limit is not None and len(value) > limit:
+            raise RecordError(f"{where or key}: must be at most {limit} characters, got {len(value):,}")
         return value
 
     def _choice(self, data, key, choices, where=None, required=False):
         value = self._text(data, key, where, required)
         if value is not None and value not in choices:
-            raise RecordError(f"{where or key}: must be one of {', '.join(choices)}, got {value!r}")
+            raise RecordError(f"{where or key}: must be one of {', '.join(choices)}, got {_shown(value)}")
         return value
 
     @staticmethod
-    def _count(data: dict, key: str, where: str | None = None, default: int | None = 0) -> int | None:
+    def _count(data: dict, key: str, where: str | None = None, default: int | None = 0,
+               limit: int = MAX_COUNT) -> int | None:
         value = data.get(key)
         if value is None:
             return default
         if type(value) is not int or value < 0:
-            raise RecordError(f"{where or key}: must be a whole number >= 0, got {value!r}")
-        if value > MAX_COUNT:
-            raise RecordError(f"{where or key}: must be at most {MAX_COUNT} (a 64-bit integer), got {value}")
+            raise RecordError(f"{where or key}: must be a whole number >= 0, got {_shown(value)}")
+        if value > limit:
+            raise RecordError(f"{where or key}: must be at most {limit:,}, got {_shown(value)}")
         return value
 
     @staticmethod
-    def _number(data: dict, key: str, where: str | None = None) -> float | None:
+    def _number(data: dict, key: str, where: str | None = None, limit: float = MAX_COUNT) -> float | None:
+        """A finite number in [0, limit]: ints of any size and Decimals (exact JSON) are taken."""
         value = data.get(key)
         if value is None:
             return None
-        if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
-            raise RecordError(f"{where or key}: must be a number >= 0, got {value!r}")
+        if type(value) not in (int, float, Decimal) or value != value or not 0 <= value <= limit:
+            raise RecordError(f"{where or key}: must be a number from 0 to {limit:,}, got {_shown(value)}")
         return float(value)
+
+    def _duration(self, data: dict, key: str, where: str | None = None) -> float | None:
+        return self._number(data, key, where, MAX_DURATION_MS)
+
+    @staticmethod
+    def _money(data: dict, key: str, where: str | None = None, limit: Decimal | None = None) -> Decimal | None:
+        value = data.get(key)
+        if value is None:
+            return None
+        amount = None
+        if type(value) in (int, float, Decimal) and value == value:
+            try:
+                amount = usd(value)
+            except ValueError:  # infinite
+                pass
+        if amount is None or amount < 0 or (limit is not None and amount > limit):
+            bound = f" to {limit:,}" if limit is not None else ""
+            raise RecordError(f"{where or key}: must be an amount of USD from 0{bound}, got {_shown(value)}")
+        return amount
 
     @staticmethod
     def _time(data: dict, key: str, where: str | None = None, required: bool = False) -> datetime | None:
@@ -343,10 +436,17 @@ class _RecordReader:
         try:
             moment = datetime.fromisoformat(value)
         except (TypeError, ValueError):
-            raise RecordError(f"{where or key}: must be an ISO-8601 time with offset, got {value!r}") from None
+            raise RecordError(f"{where or key}: must be an ISO-8601 time with offset, got {_shown(value)}") from None
         if moment.tzinfo is None:
-            raise RecordError(f"{where or key}: must carry a UTC offset, got {value!r}")
-        return moment.astimezone(UTC)
+            raise RecordError(f"{where or key}: must carry a UTC offset, got {_shown(value)}")
+        try:
+            moment = moment.astimezone(UTC)
+        except OverflowError:  # year 1 or 9999 moved across its offset
+            moment = None
+        if moment is None or not EARLIEST <= moment < LATEST:
+            raise RecordError(f"{where or key}: must lie from {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d} UTC, "
+                              f"got {_shown(value)}")
+        return moment
 
     @staticmethod
     def _string_map(data: dict, key: str) -> dict[str, str] | None:

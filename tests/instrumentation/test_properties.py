@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from decimal import Decimal
 import warnings
 
 from hypothesis import HealthCheck, given, settings
@@ -66,7 +67,7 @@ def test_malformed_usage_never_crashes_and_totals_count_only_valid_entries(batch
     assert total["input_tokens"] == sum(call.input_tokens for call in result.record.llm_calls)
     assert all(isinstance(call.input_tokens, int) and call.input_tokens >= 0 for call in result.record.llm_calls)
     partial = total["partial_cost_usd"]
-    assert isinstance(partial, float | int) and math.isfinite(partial) and partial >= 0
+    assert isinstance(partial, Decimal) and partial.is_finite() and partial >= 0
     assert total["rejected_usage_entries"] == len(written) - len(valid)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from decimal import Decimal
 
 import pytest
 from pocketflow import Flow, Node
@@ -43,7 +44,7 @@ def test_a_successful_run_is_in_the_ledger_with_nodes_calls_and_cost(ledger_url,
     assert [n.node_id for n in stored.nodes] == ["prompt", "prompt-2"]
     assert [(c.model, c.resolved_model, c.input_tokens) for c in stored.llm_calls] == [
         ("meter", "meter-2025-01-01", 2), ("meter", "meter-2025-01-01", 3)]
-    assert stored.cost_usd == pytest.approx((5 * 3.0 + 7 * 15.0) / 1e6)
+    assert stored.cost_usd == Decimal("0.00012")  # (5 * 3.0 + 7 * 15.0) / 1e6, exactly
     assert stored.llm_calls[0].rates == {"input": 3.0, "output": 15.0, "cache_read": 3.0, "cache_creation": 3.0}
     assert all(c.prompt is None and c.response is None for c in stored.llm_calls)
 

@@ -15,8 +15,9 @@ from pflow_metrics.ledger.engine import create_ledger_engine
 from pflow_metrics.ledger.migrate import upgrade_to
 from pflow_metrics.ledger.queries import COST_KEYS, Filters, cost_by, report
 from pflow_metrics.ledger.rollups import ACCURACY, refresh
-from pflow_metrics.ledger.store import Ledger, _call_rows, _node_rows, _run_row
-from tests.factories import make_run
+from pflow_metrics.ledger.store import Ledger
+from pflow_metrics.money import ZERO
+from tests.factories import make_run, rows_before_exact_money
 
 BASE = datetime(2026, 9, 20, 5, 30, tzinfo=UTC)  # the runs span parts of September, all of October, November
 MODELS = [("gpt-4o", "openai"), ("claude-sonnet-4", "anthropic"), ("house", None)]
@@ -66,14 +67,17 @@ def expected_cost_by(runs, filters: Filters, keys: list[str]) -> dict[tuple, dic
             if filters.model and call.model != filters.model:
                 continue
             group = groups.setdefault(tuple(key_value(run, call, key) for key in keys),
-                                      {"calls": 0, "run_ids": set(), "cost_usd": 0.0, "unpriced_calls": 0,
+                                      {"calls": 0, "run_ids": set(), "cost_usd": ZERO, "unpriced_calls": 0,
                                        **dict.fromkeys(TOKENS, 0)})
             group["calls"] += 1
             group["run_ids"].add(run.run_id)
-            group["cost_usd"] += call.cost_usd or 0.0
+            group["cost_usd"] += call.cost_usd or ZERO
             group["unpriced_calls"] += call.cost_usd is None
             for name in TOKENS:
                 group[name] += getattr(call, name)
+    for group in groups.values():  # unknown is not zero
+        if group["unpriced_calls"] == group["calls"]:
+            group["cost_usd"] = None
     return {key: {**{k: v for k, v in group.items() if k != "run_ids"}, "runs": len(group["run_ids"])}
             for key, group in groups.items()}
 
@@ -85,14 +89,13 @@ def assert_cost_by_matches(ledger, runs, filters: Filters, keys: list[str]) -> N
     assert set(found) == set(expected), (filters, keys)
     for key, want in expected.items():
         got = found[key]
-        assert got["cost_usd"] == pytest.approx(want["cost_usd"]), (filters, keys, key)
-        assert {k: got[k] for k in want if k != "cost_usd"} == {k: v for k, v in want.items() if k != "cost_usd"}, \
-            (filters, keys, key)
+        assert {k: got[k] for k in want} == want, (filters, keys, key)
     calls = [(run, call) for run in runs if in_window(run, filters) for call in run.llm_calls
              if not filters.model or call.model == filters.model]
     assert result["total"]["calls"] == len(calls)
     assert result["total"]["runs"] == len({run.run_id for run, _ in calls})
-    assert result["total"]["cost_usd"] == pytest.approx(sum(call.cost_usd or 0.0 for _, call in calls))
+    priced = [call.cost_usd for _, call in calls if call.cost_usd is not None]
+    assert result["total"]["cost_usd"] == (sum(priced, ZERO) if priced or not calls else None)
 
 
 def exact_percentile(values, fraction):
@@ -111,16 +114,19 @@ def assert_report_matches(ledger, runs, filters: Filters) -> None:
     assert data["statuses"] == statuses
     calls = [call for run in chosen for call in run.llm_calls if not filters.model or call.model == filters.model]
     assert data["llm_calls"] == len(calls)
-    assert data["cost_usd"] == pytest.approx(sum(call.cost_usd or 0.0 for call in calls))
+    priced = [call.cost_usd for call in calls if call.cost_usd is not None]
+    assert data["cost_usd"] == (sum(priced, ZERO) if priced or not calls else None)
     assert data["tokens"] == {name: sum(getattr(call, name) for call in calls) for name in TOKENS}
     assert data["unpriced_models"] == sorted({call.model for call in calls if call.cost_usd is None})
-    per_day: dict[str, float] = {}
+    per_day: dict[str, list] = {}
     for run in chosen:
         day = run.started_at.astimezone(UTC).date().isoformat()
-        per_day[day] = per_day.get(day, 0.0) + sum(c.cost_usd or 0.0 for c in run.llm_calls
-                                                    if not filters.model or c.model == filters.model)
+        per_day.setdefault(day, []).extend(c.cost_usd for c in run.llm_calls
+                                           if not filters.model or c.model == filters.model)
     assert [row["day"] for row in data["cost_per_day"]] == sorted(per_day)
-    assert [row["cost_usd"] for row in data["cost_per_day"]] == pytest.approx([per_day[d] for d in sorted(per_day)])
+    assert [row["cost_usd"] for row in data["cost_per_day"]] == [
+        None if costs and all(c is None for c in costs) else sum((c for c in costs if c is not None), ZERO)
+        for costs in (per_day[d] for d in sorted(per_day))]
     if chosen:
         exact = exact_percentile([run.duration_ms for run in chosen], 0.95)
         assert data["duration_p95_ms"] == pytest.approx(exact, rel=ACCURACY)
@@ -240,9 +246,9 @@ def test_runs_in_a_ledger_from_before_rollups_are_reported_after_the_upgrade(led
     tables = MetaData()
     tables.reflect(engine)
     with engine.begin() as conn:
-        conn.execute(tables.tables["runs"].insert(), [_run_row(run) for run in runs])
-        conn.execute(tables.tables["llm_calls"].insert(), [row for run in runs for row in _call_rows(run)])
-        conn.execute(tables.tables["node_executions"].insert(), [row for run in runs for row in _node_rows(run)])
+        for name in ("runs", "llm_calls", "node_executions"):
+            conn.execute(tables.tables[name].insert(),
+                         [row for run in runs for row in rows_before_exact_money(run)[name]])
     engine.dispose()
 
     with Ledger.open(ledger_url) as ledger:

@@ -1,4 +1,5 @@
 """Ledgers written at every schema revision upgrade to head with their data intact (issue 6)."""
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import MetaData
@@ -6,7 +7,7 @@ from sqlalchemy import MetaData
 from pflow_metrics.ledger.engine import HEAD_REVISION, REVISIONS, create_ledger_engine, current_revision
 from pflow_metrics.ledger.migrate import downgrade_to, upgrade_to
 from pflow_metrics.ledger.store import Ledger, _call_rows, _node_rows, _run_row
-from tests.factories import make_run
+from tests.factories import make_run, rows_before_exact_money
 
 
 def write_at_revision(url: str, revision: str):
@@ -16,9 +17,10 @@ def write_at_revision(url: str, revision: str):
     record = make_run(calls=[{"model": "gpt-4o", "cost_usd": 0.5}, {"model": "mystery", "cost_usd": None}], nodes=2)
     tables = MetaData()
     tables.reflect(engine)
+    written = (rows_before_exact_money(record) if REVISIONS.index(revision) < REVISIONS.index("0003") else
+               {"runs": [_run_row(record)], "node_executions": _node_rows(record), "llm_calls": _call_rows(record)})
     with engine.begin() as conn:
-        for name, rows in (("runs", [_run_row(record)]), ("node_executions", _node_rows(record)),
-                           ("llm_calls", _call_rows(record))):
+        for name, rows in written.items():
             table = tables.tables[name]
             conn.execute(table.insert(), [{k: v for k, v in row.items() if k in table.c} for row in rows])
     engine.dispose()
@@ -36,6 +38,7 @@ def test_a_ledger_at_each_revision_opens_at_head_with_its_runs(ledger_url, revis
     assert stored.workflow == record.workflow
     assert [c.model for c in stored.llm_calls] == ["gpt-4o", "mystery"]
     assert stored.unpriced_calls == 1 and stored.cost_usd is None
+    assert [call.cost_usd for call in stored.llm_calls] == [Decimal("0.5"), None]
     assert len(stored.nodes) == 2
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -18,7 +19,7 @@ def test_an_override_and_its_alias_price_the_call(price_models):
     price_call(call)
     assert call.price_source == "override"
     assert call.rates == {"input": 2.0, "output": 8.0, "cache_read": 0.5, "cache_creation": 2.0}
-    assert call.cost_usd == pytest.approx((1000 * 2 + 2000 * 0.5 + 100 * 2 + 500 * 8) / 1e6)
+    assert call.cost_usd == Decimal("0.0072")  # (1000 * 2 + 2000 * 0.5 + 100 * 2 + 500 * 8) / 1e6, exactly
     assert rates_for("house").model == "house"
 
 
@@ -36,7 +37,7 @@ def test_genai_prices_knows_gpt_4o_with_cached_input():
     call = LLMCallRecord(node_id="n", model="gpt-4o", provider="openai", input_tokens=800,
                          cache_read_tokens=200, output_tokens=100, started_at=at)
     price_call(call)
-    assert call.cost_usd == pytest.approx((800 * 2.5 + 200 * 1.25 + 100 * 10) / 1e6)
+    assert call.cost_usd == Decimal("0.00325")  # (800 * 2.5 + 200 * 1.25 + 100 * 10) / 1e6
     assert call.price_source == "genai-prices"
 
 
@@ -47,8 +48,8 @@ def test_genai_prices_prices_claude_cache_writes_and_reads():
                          thinking_tokens=200, started_at=at)
     price_call(call)
     # thinking is inside output: priced once
-    assert call.cost_usd == pytest.approx((1000 * 3 + 4000 * 0.3 + 2000 * 3.75 + 500 * 15) / 1e6)
-    assert call.cost_usd == pytest.approx(cost_of(call, rates_for("claude-sonnet-4-5", "anthropic", at)))
+    assert call.cost_usd == Decimal("0.0192")  # (1000 * 3 + 4000 * 0.3 + 2000 * 3.75 + 500 * 15) / 1e6
+    assert call.cost_usd == cost_of(call, rates_for("claude-sonnet-4-5", "anthropic", at))
 
 
 def test_an_unknown_provider_name_still_finds_the_model():
@@ -66,17 +67,19 @@ def test_the_resolved_model_is_priced_first_then_the_requested_one(price_models)
     price_models('[models.alias-only]\ninput = 1.0\noutput = 1.0\n')
     call = LLMCallRecord(node_id="n", model="alias-only", resolved_model="alias-only-2025", input_tokens=10)
     price_call(call)
-    assert call.cost_usd == pytest.approx(10 / 1e6)
+    assert call.cost_usd == Decimal("0.00001")
 
 
 def test_a_provider_reported_cost_is_kept():
     call = LLMCallRecord(node_id="n", model="gpt-4o", input_tokens=10**6, cost_usd=0.01, price_source="provider")
     price_call(call)
-    assert (call.cost_usd, call.price_source) == (0.01, "provider")
+    assert (call.cost_usd, call.price_source) == (Decimal("0.01"), "provider")
 
 
 @pytest.mark.parametrize("text", ["[models.x]\ninput = 'cheap'\noutput = 1\n", "[models.x]\noutput = 1\n",
-                                  "[models.x]\ninput = -1\noutput = 1\n", "not toml ["])
+                                  "[models.x]\ninput = -1\noutput = 1\n", "not toml [",
+                                  "[models.x]\ninput = inf\noutput = 1\n", "[models.x]\ninput = nan\noutput = 1\n",
+                                  "[models.x]\ninput = 1\noutput = 1e300\n"])
 def test_a_malformed_pricing_file_is_a_one_line_usage_error(price_models, text):
     price_models(text)
     with pytest.raises(UsageError, match="pricing file"):

@@ -15,7 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.pool import Pool
 
 from pflow_metrics.cli.app import main
-from pflow_metrics.ledger.spool import spooled_files
+from pflow_metrics.ledger.spool import ledger_spool_dir, spooled_files
 from pflow_metrics.ledger.store import Ledger
 
 WORKFLOW = {"ir_version": "0.1.0",
@@ -68,7 +68,7 @@ def test_a_full_disk_spools_the_run_with_one_warning_and_the_next_run_drains_it(
         body = json.loads(out)
         assert body["result"] == {"greeting": "hello disk"} and not body["is_error"]
         (spooled,) = spooled_files()
-        assert spooled == pflow_home / "spool" / f"{body['run_id']}.json"
+        assert spooled == ledger_spool_dir(str(path)) / f"{body['run_id']}.json"
         assert err.count("\n") == 1 and err.startswith("pflow-metrics: warning: ")
         assert "disk is full" in err and f"spooled to {spooled}" in err
         with Ledger.open(str(path)) as ledger:

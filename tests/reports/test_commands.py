@@ -10,6 +10,7 @@ import pytest
 
 from pflow_metrics.cli.app import main
 from pflow_metrics.ledger.store import Ledger
+from pflow_metrics.money import dumps
 from tests.factories import make_run
 
 NOW = datetime.now(UTC)
@@ -49,11 +50,13 @@ def test_cost_by_model_sums_the_window_with_shares(capsys, filled):
     assert code == 0 and data["by"] == ["model"]
     rows = {row["model"]: row for row in data["rows"]}
     assert rows["gpt-4o"]["cost_usd"] == pytest.approx(1.5) and rows["gpt-4o"]["runs"] == 2
-    assert rows["house-model"]["unpriced_calls"] == 1 and rows["house-model"]["cost_usd"] == 0
-    assert data["total"]["cost_usd"] == pytest.approx(3.5) and data["total"]["calls"] == 4
+    # Unknown is not zero: a model nobody prices has no cost, and the total is a lower bound.
+    assert rows["house-model"]["unpriced_calls"] == 1 and rows["house-model"]["cost_usd"] is None
+    assert data["total"]["cost_usd"] == 3.5 and data["total"]["calls"] == 4
+    assert data["total"]["cost_is_lower_bound"] is True
     assert set(data["rows"][0]) == {"model", "calls", "runs", "input_tokens", "output_tokens",
                                     "cache_creation_tokens", "cache_read_tokens", "thinking_tokens",
-                                    "cost_usd", "unpriced_calls"}
+                                    "cost_usd", "cost_is_lower_bound", "unpriced_calls"}
     assert data["since"].endswith("+00:00")
 
 
@@ -114,7 +117,7 @@ def test_runs_list_and_show(capsys, filled):
     listed = json.loads(out)
     assert [r["id"] for r in listed] == [runs[0].run_id, runs[1].run_id, runs[2].run_id]
     _, out, _ = cli(capsys, "--db", url, "runs", "show", runs[0].run_id[:10], "--format", "json")
-    assert json.loads(out) == json.loads(json.dumps(runs[0].to_dict()))
+    assert json.loads(out) == json.loads(runs[0].to_json())
     code, out, _ = cli(capsys, "--db", url, "runs", "show", runs[0].run_id[:10])
     assert code == 0 and "claude-sonnet-4" in out and "step-1" in out
 
@@ -190,12 +193,12 @@ def test_export_then_ingest_merges_ledgers_idempotently(capsys, filled, tmp_path
 
 
 def test_ingest_skips_bad_lines_by_number_and_keeps_the_good(capsys, tmp_path):
-    good = json.dumps(make_run("good").to_dict())
+    good = make_run("good").to_json()
     negative = make_run("bad").to_dict()
     negative["llm_calls"][0]["input_tokens"] = -3
     future = {**make_run("future").to_dict(), "schema": 99}
     source = tmp_path / "mixed.jsonl"
-    source.write_text("\n".join([good, "{not json", json.dumps(negative), json.dumps(future), "[1]"]) + "\n")
+    source.write_text("\n".join([good, "{not json", dumps(negative), dumps(future), "[1]"]) + "\n")
     target = str(tmp_path / "ledger.db")
     code, out, err = cli(capsys, "--db", target, "ingest", str(source))
     assert code == 1 and "ingested 1 runs; 4 bad lines skipped" in out
@@ -208,7 +211,7 @@ def test_ingest_prices_calls_that_came_without_a_cost(capsys, tmp_path):
     record = make_run("imported", calls=[{"model": "gpt-4o", "cost_usd": None, "input_tokens": 1_000_000,
                                           "output_tokens": 0}])
     source = tmp_path / "one.jsonl"
-    source.write_text(json.dumps(record.to_dict()) + "\n")
+    source.write_text(record.to_json() + "\n")
     target = str(tmp_path / "ledger.db")
     cli(capsys, "--db", target, "ingest", str(source))
     with Ledger.open(target) as ledger:

@@ -3,6 +3,7 @@ SQLite and PostgreSQL and rates from a pricing file (or genai-prices where said)
 
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -114,11 +115,11 @@ def test_reprice_writes_call_costs_and_run_totals_that_cost_then_reports(capsys,
     code, out, _ = cli(capsys, "--db", ledger_url, "reprice")
     assert code == 0 and out.startswith("repriced 3 of 3 calls in 2 of 2 runs")
     call = stored(ledger_url, second.run_id).llm_calls[0]
-    assert (call.cost_usd, call.price_source) == (pytest.approx(4.0), "override")
+    assert (call.cost_usd, call.price_source) == (Decimal("4"), "override")
     assert call.rates == {"input": 4.0, "output": 8.0, "cache_read": 4.0, "cache_creation": 4.0}
     claude = stored(ledger_url, first.run_id).llm_calls[1]
-    assert (claude.cost_usd, claude.price_source) == (pytest.approx(0.3), "genai-prices")  # $3 per million today
-    assert stored(ledger_url, first.run_id).cost_usd == pytest.approx(4.3)
+    assert (claude.cost_usd, claude.price_source) == (Decimal("0.3"), "genai-prices")  # $3 per million today
+    assert stored(ledger_url, first.run_id).cost_usd == Decimal("4.3")
     assert cost_total(capsys, ledger_url) == {"gpt-4o": pytest.approx(8.0), "claude-sonnet-4-5": pytest.approx(0.3)}
     _, out, _ = cli(capsys, "--db", ledger_url, "reprice", "--format", "json")
     assert json.loads(out)["calls_changed"] == 0  # stored costs read back exactly: nothing left to do
@@ -132,7 +133,7 @@ def test_provider_reported_costs_are_kept(capsys, ledger_url, price_models):
     _, out, _ = cli(capsys, "--db", ledger_url, "reprice", "--format", "json")
     assert json.loads(out)["provider_reported_calls"] == 1 and json.loads(out)["calls_changed"] == 0
     call = stored(ledger_url, record.run_id).llm_calls[0]
-    assert (call.cost_usd, call.price_source) == (0.01, "provider")
+    assert (call.cost_usd, call.price_source) == (Decimal("0.01"), "provider")
 
 
 def test_unpriced_calls_get_priced_and_unknown_models_keep_their_old_cost(capsys, ledger_url):
@@ -144,7 +145,7 @@ def test_unpriced_calls_get_priced_and_unknown_models_keep_their_old_cost(capsys
     assert "note: kept the old cost of calls to models nobody prices any more: house-model (1 calls)" in out
     assert "note: still unpriced: nobody-model (1 calls)" in out
     run = stored(ledger_url, record.run_id)
-    assert [call.cost_usd for call in run.llm_calls] == [pytest.approx(2.5), 0.3, None]  # gpt-4o from genai-prices
+    assert [call.cost_usd for call in run.llm_calls] == [Decimal("2.5"), Decimal("0.3"), None]  # gpt-4o: genai-prices
     assert (run.cost_usd, run.unpriced_calls) == (None, 1)
 
 

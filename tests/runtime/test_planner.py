@@ -62,7 +62,7 @@ def test_trace_planner_keeps_every_prompt_answer_and_usage(canned_planner, pflow
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [line["attempt"] for line in lines] == [1, 2]
-    assert lines[0]["response"] == "not json at all" and lines[0]["errors"][0].startswith("(answer): not valid JSON")
+    assert lines[0]["response"] == "not json at all" and lines[0]["errors"][0].startswith("(answer): invalid JSON")
     assert lines[1]["errors"] == [] and "explain ledgers" in lines[1]["prompt"]
     assert lines[1]["usage"]["model"] == "canned-planner" and lines[1]["duration_ms"] >= 0
 

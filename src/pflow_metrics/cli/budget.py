@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from decimal import Decimal, InvalidOperation
 
 import typer
 
@@ -10,19 +11,32 @@ from pflow_metrics.cli.options import open_existing_ledger
 from pflow_metrics.cli.query_options import Format, Since, Tag, Until, Workflow, build_filters, check_format
 from pflow_metrics.cli.render import clean, money, table, to_json
 from pflow_metrics.errors import EXIT_FAILURE, UsageError
+from pflow_metrics.money import ZERO, ratio, usd
 from pflow_metrics.timewindow import describe_window
 
 
-def _percent(text: str) -> float:
+def _percent(text: str) -> Decimal:
     try:
-        value = float(text.strip().rstrip("%"))
-    except ValueError:
-        raise UsageError(f"--warn-at: cannot read '{text}'; try 80%") from None
+        value = Decimal(text.strip().rstrip("%"))
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite() or value < 0:
+        raise UsageError(f"--warn-at: cannot read '{text}'; try 80%")
     return value / 100 if text.strip().endswith("%") or value > 1 else value
 
 
+def _limit(text: str) -> Decimal:
+    try:
+        limit = usd(text.strip())
+    except ValueError:
+        limit = None
+    if limit is None or limit < 0:
+        raise UsageError(f"--max-usd: '{text:.40}' is not an amount of USD >= 0; try 5 or 0.25")
+    return limit
+
+
 def budget(ctx: typer.Context,
-           max_usd: float = typer.Option(..., "--max-usd", min=0, help="The limit in USD."),
+           max_usd: str = typer.Option(..., "--max-usd", help="The limit in USD; spend equal to it is within."),
            since: Since = "24h", until: Until = None, workflow: Workflow = None, tag: Tag = None,
            per_run: bool = typer.Option(False, "--per-run", help="Check each run against the limit."),
            warn_at: str = typer.Option("80%", "--warn-at", help="Warn from this share of the limit."),
@@ -32,25 +46,29 @@ def budget(ctx: typer.Context,
     from pflow_metrics.ledger.queries import spend
 
     fmt = check_format(format)
+    limit = _limit(max_usd)
     warn_ratio = _percent(warn_at)
     filters = build_filters(since, until, workflow, None, None, tag)
     ledger = open_existing_ledger(ctx)
-    found = spend(ledger, filters) if ledger is not None else {"cost_usd": 0.0, "unpriced_calls": 0, "runs": []}
+    found = spend(ledger, filters) if ledger is not None else {"cost_usd": ZERO, "unpriced_calls": 0, "runs": []}
     spent = found["cost_usd"]
-    offenders = [run for run in found["runs"] if run["cost_usd"] > max_usd] if per_run else []
-    ratio = (max(r["cost_usd"] for r in found["runs"]) if per_run and found["runs"] else spent) / max_usd if max_usd else (
-        float("inf") if spent else 0.0)
-    over = bool(offenders) if per_run else spent > max_usd
+    # Exact comparisons: spend equal to the limit is within it.
+    offenders = [run for run in found["runs"] if run["cost_usd"] > limit] if per_run else []
+    checked = max((r["cost_usd"] for r in found["runs"]), default=ZERO) if per_run else spent
+    share = ratio(checked, limit) if limit else None  # no share of a $0 limit
+    over = bool(offenders) if per_run else spent > limit
     unpriced_fail = fail_on_unpriced and found["unpriced_calls"] > 0
-    status = "over" if over else "unpriced" if unpriced_fail else "warn" if ratio >= warn_ratio else "ok"
+    near = share >= warn_ratio if share is not None else False
+    status = "over" if over else "unpriced" if unpriced_fail else "warn" if near else "ok"
     window = describe_window(filters.since, filters.until, since)
-    verdict = f"budget: {money(spent)} of {money(max_usd)} ({ratio:.0%}) {window}"
+    shown_share = f" ({share:.0%})" if share is not None else ""
+    verdict = f"budget: {money(spent)} of {money(limit)}{shown_share} {window}"
     if per_run:
-        verdict = f"budget: {len(offenders)} of {len(found['runs'])} runs over {money(max_usd)} per run {window}"
+        verdict = f"budget: {len(offenders)} of {len(found['runs'])} runs over {money(limit)} per run {window}"
     if found["unpriced_calls"]:
         verdict += f"; {found['unpriced_calls']} unpriced calls not counted"
     if fmt == "json":
-        typer.echo(to_json({"spend_usd": spent, "limit_usd": max_usd, "ratio": ratio, "status": status,
+        typer.echo(to_json({"spend_usd": spent, "limit_usd": limit, "ratio": share, "status": status,
                             "unpriced_calls": found["unpriced_calls"],
                             "offenders": [{"run_id": r["id"], "workflow": r["workflow"], "cost_usd": r["cost_usd"]}
                                           for r in offenders]}))

@@ -1,4 +1,8 @@
-"""`pflow-metrics db ...`: where the ledger is and which schema it has."""
+"""`pflow-metrics db ...`: where the ledger is, which schema it has, what waits in the spool.
+
+Only `db upgrade` creates or changes a ledger's schema; `current` and `check` read, and on a
+path with no ledger yet they say so without creating a file or folder.
+"""
 
 from __future__ import annotations
 
@@ -8,38 +12,57 @@ from pflow_metrics.cli.options import state
 
 app = typer.Typer(help="Inspect and upgrade the ledger database.", no_args_is_help=True)
 
+NOT_YET = "it is created by the first recorded run or by `pflow-metrics db upgrade`"
+
 
 def _schema_revision(ctx: typer.Context, upgrade: bool) -> str | None:
-    """The revision the ledger had when opened (upgrading it to head if asked)."""
-    from pflow_metrics.config import ledger_url
-    from pflow_metrics.ledger.engine import create_ledger_engine, ensure_schema
+    """The revision the ledger had when opened (creating it or upgrading it to head if asked).
 
-    engine = create_ledger_engine(ledger_url(state(ctx).db))
+    Without `upgrade` nothing is created: NoLedger when there is no ledger file, None for an
+    empty database. Another application's database is a LedgerError (exit 2), left untouched.
+    """
+    from pflow_metrics.config import ledger_url
+    from pflow_metrics.ledger.engine import NoLedger, create_ledger_engine, ensure_schema
+
+    try:
+        engine = create_ledger_engine(ledger_url(state(ctx).db), create=upgrade)
+    except NoLedger as missing:
+        if missing.missing:
+            raise
+        return None  # an empty SQLite file: looked at, not touched
     try:
         return ensure_schema(engine, upgrade=upgrade)
     finally:
         engine.dispose()
 
 
-@app.command("path")
-def db_path(ctx: typer.Context) -> None:
-    """Print the ledger URL in use (the password hidden)."""
+def _where(ctx: typer.Context) -> str:
     from pflow_metrics.config import ledger_url, sqlite_path
     from pflow_metrics.ledger.engine import redact_url
 
     url = ledger_url(state(ctx).db)
     path = sqlite_path(url)
-    typer.echo(str(path) if path is not None else redact_url(url))
+    return str(path) if path is not None else redact_url(url)
+
+
+@app.command("path")
+def db_path(ctx: typer.Context) -> None:
+    """Print the ledger URL in use (the password hidden)."""
+    typer.echo(_where(ctx))
 
 
 @app.command("current")
 def db_current(ctx: typer.Context) -> None:
     """Print the ledger's schema revision and whether it is the newest."""
-    from pflow_metrics.ledger.engine import HEAD_REVISION
+    from pflow_metrics.ledger.engine import HEAD_REVISION, NoLedger
 
-    found = _schema_revision(ctx, upgrade=False)
+    try:
+        found = _schema_revision(ctx, upgrade=False)
+    except NoLedger:
+        typer.echo(f"no ledger at {_where(ctx)} ({NOT_YET})")
+        return
     if found is None:
-        typer.echo(f"empty (head is {HEAD_REVISION}; it is created on first use or by `db upgrade`)")
+        typer.echo(f"empty (head is {HEAD_REVISION}; {NOT_YET})")
     elif found == HEAD_REVISION:
         typer.echo(f"{found} (head)")
     else:
@@ -60,14 +83,22 @@ def db_upgrade(ctx: typer.Context) -> None:
 
 @app.command("check")
 def db_check(ctx: typer.Context) -> None:
-    """Report the schema state, runs left 'running' by dead processes, and spooled run records."""
+    """Report the schema state, runs left 'running' by dead processes, and spooled run records
+    per ledger."""
     from pflow_metrics.cli.options import open_existing_ledger
-    from pflow_metrics.ledger.engine import HEAD_REVISION
-    from pflow_metrics.ledger.spool import spooled_files
+    from pflow_metrics.config import ledger_url
+    from pflow_metrics.ledger.engine import HEAD_REVISION, NoLedger
+    from pflow_metrics.ledger.spool import ledger_identity, spooled_by_ledger
 
-    found = _schema_revision(ctx, upgrade=False)
-    schema = "empty" if found is None else f"{found}" + (" (head)" if found == HEAD_REVISION else f" (head is {HEAD_REVISION})")
-    typer.echo(f"schema: {schema}")
+    try:
+        found = _schema_revision(ctx, upgrade=False)
+    except NoLedger:
+        typer.echo(f"schema: no ledger at {_where(ctx)} ({NOT_YET})")
+        found = None
+    else:
+        schema = "empty" if found is None else found + (
+            " (head)" if found == HEAD_REVISION else f" (head is {HEAD_REVISION}; run `pflow-metrics db upgrade`)")
+        typer.echo(f"schema: {schema}")
     if found == HEAD_REVISION:  # never upgrade (modify) a ledger just to check it
         from pflow_metrics.ledger.queries import Filters, list_runs
         from pflow_metrics.ledger.rollups import dirty_days
@@ -78,5 +109,13 @@ def db_check(ctx: typer.Context) -> None:
         stale = len(dirty_days(ledger)) if ledger is not None else 0
         typer.echo(f"roll-ups: {stale} day{'s' if stale != 1 else ''} to rebuild (the next report does it)"
                    if stale else "roll-ups: up to date")
-    spooled = spooled_files()
-    typer.echo(f"spooled run records: {len(spooled)}" + (f" in {spooled[0].parent}" if spooled else ""))
+    spooled = spooled_by_ledger()
+    this = ledger_identity(ledger_url(state(ctx).db))
+    typer.echo(f"spooled run records: {sum(len(entry.waiting) for entry in spooled)}")
+    for entry in spooled:
+        notes = [note for note, wanted in (("the default ledger, old spool layout", entry.old_layout),
+                                           ("this ledger: the next run recorded in it drains them",
+                                            entry.ledger == this)) if wanted]
+        aside = f", {len(entry.set_aside)} refused by the ledger (.bad, kept)" if entry.set_aside else ""
+        typer.echo(f"  {len(entry.waiting)} for {entry.ledger}" + (f" ({'; '.join(notes)})" if notes else "")
+                   + f"{aside} in {entry.folder}")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
+from typing import BinaryIO
 
 import typer
 
@@ -22,9 +25,10 @@ def export(ctx: typer.Context,
            since: Since = "30d", until: Until = None, workflow: Workflow = None, status: Status = None,
            tag: Tag = None) -> None:
     """Write run records to stdout: JSON lines in the run-record shape, or CSV."""
-    import json
+    from decimal import Decimal
 
     from pflow_metrics.ledger.queries import iter_records
+    from pflow_metrics.money import plain
 
     if format not in ("jsonl", "csv"):
         raise UsageError(f"--format: must be jsonl or csv, got '{format}'")
@@ -34,13 +38,13 @@ def export(ctx: typer.Context,
     out = sys.stdout
     if format == "jsonl":
         for record in records:
-            out.write(json.dumps(record.to_dict()) + "\n")
+            out.write(record.to_json() + "\n")
         return
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for record in records:
         data = record.to_dict()
-        writer.writerow([data[column] for column in CSV_COLUMNS])
+        writer.writerow([plain(data[c]) if isinstance(data[c], Decimal) else data[c] for c in CSV_COLUMNS])
 
 
 def ingest(ctx: typer.Context, files: list[str] = typer.Argument(..., help="JSON-lines files, or - for stdin.")) -> None:
@@ -50,12 +54,14 @@ def ingest(ctx: typer.Context, files: list[str] = typer.Argument(..., help="JSON
     ledger = open_ledger(ctx)
     landed, bad = 0, 0
     for name in files:
+        # Bytes, split on b"\n" only: each line is decoded on its own, so a byte that is not
+        # UTF-8 costs its line, not the file.
         try:
-            source = sys.stdin if name == "-" else Path(name).open(encoding="utf-8")
+            source = nullcontext(sys.stdin.buffer) if name == "-" else Path(name).open("rb")
         except OSError as exc:
             raise UsageError(f"cannot read {name}: {exc.strerror}") from None
-        with source:
-            result = ingest_lines(ledger, source)
+        with source as stream:
+            result = ingest_lines(ledger, _read_lines(stream, name))
         landed += result.landed
         bad += len(result.problems)
         for number, message in result.problems:
@@ -63,6 +69,13 @@ def ingest(ctx: typer.Context, files: list[str] = typer.Argument(..., help="JSON
     typer.echo(f"ingested {landed} runs" + (f"; {bad} bad lines skipped" if bad else ""))
     if bad:
         sys.exit(EXIT_FAILURE)
+
+
+def _read_lines(stream: BinaryIO, name: str) -> Iterator[bytes]:
+    try:
+        yield from stream
+    except OSError as exc:  # the file went away or the disk failed while reading it
+        raise UsageError(f"cannot read {name}: {exc.strerror or exc}") from None
 
 
 def prune(ctx: typer.Context,
@@ -74,6 +87,6 @@ def prune(ctx: typer.Context,
 
     now = utcnow()
     age = now - parse_moment(older_than, "--older-than", now=now)
-    ledger = open_existing_ledger(ctx)
+    ledger = open_existing_ledger(ctx, write=True)
     count = prune_runs(ledger, age, dry_run) if ledger is not None else 0
     typer.echo(f"{'would delete' if dry_run else 'deleted'} {count} runs older than {older_than}")

@@ -22,19 +22,25 @@ def open_ledger(ctx: typer.Context, upgrade: bool = True):
     return Ledger.open(state(ctx).db, upgrade=upgrade)
 
 
-def open_existing_ledger(ctx: typer.Context):
-    """The ledger for read commands, or None when it does not exist yet (never created here)."""
-    from pflow_metrics.config import ledger_url, sqlite_path
+def open_existing_ledger(ctx: typer.Context, write: bool = False):
+    """The ledger for commands that read it, or None when there is none yet (no file, or a
+    database without tables): nothing is created. Read commands never change the schema: an
+    older ledger is refused with a hint to run `db upgrade`. With `write` (prune, reprice, which
+    change runs) an older ledger is upgraded, but still none is created. Another application's
+    database is refused (LedgerError, exit 2) and left untouched."""
     from pflow_metrics.errors import LedgerUnavailable
+    from pflow_metrics.ledger.engine import NoLedger
     from pflow_metrics.ledger.store import Ledger
 
-    url = ledger_url(state(ctx).db)
-    path = sqlite_path(url)
-    if path is not None and (not path.exists() or path.stat().st_size == 0):
+    try:
+        ledger = Ledger.open(state(ctx).db, upgrade=write, create=False)
+    except NoLedger:
         return None
-    ledger = Ledger.open(url)
     try:
         ledger.mark_crashed_runs()
     except LedgerUnavailable:  # a read-only ledger still answers questions
         pass
+    except BaseException:
+        ledger.close()
+        raise
     return ledger

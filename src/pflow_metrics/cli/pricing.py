@@ -98,7 +98,7 @@ def reprice(ctx: typer.Context, since: Since = "7d", until: Until = None, workfl
 
     fmt = check_format(format)
     filters = build_filters(since, until, workflow, None, None, None)
-    ledger = open_existing_ledger(ctx)
+    ledger = open_existing_ledger(ctx, write=True)
     if ledger is None:
         typer.echo(to_json({"since": filters.since, "until": filters.until, "runs": 0}) if fmt == "json" else EMPTY)
         return

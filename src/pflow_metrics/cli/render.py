@@ -1,18 +1,22 @@
-"""Rendering query results: tables (tabulate), markdown, CSV, JSON, and unicode bar charts."""
+"""Rendering query results: tables (tabulate), markdown, CSV, JSON, and unicode bar charts.
+
+Text from the ledger or from a run is anyone's: a provider named "\x1b]0;pwned\x07" must not
+drive the terminal. Every table and markdown cell and every one-line message goes through
+`clean` here, so no command has to remember to. CSV and JSON carry values exactly (JSON
+escapes control characters itself)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
-from datetime import datetime
 from typing import Any
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
 
 
 def one_line(text: Any) -> str:
-    return " ".join(str(text).split())
+    """A message on one line, with control characters shown escaped."""
+    return clean(" ".join(str(text).split()), limit=None)
 
 
 def warning_line(text: Any) -> str:
@@ -20,18 +24,20 @@ def warning_line(text: Any) -> str:
     return f"pflow-metrics: warning: {one_line(text).removeprefix('pflow-metrics: ')}"
 
 
-def money(value: float | None) -> str:
-    return "-" if value is None else f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
+def money(value: Any, lower_bound: bool = False) -> str:
+    """Dollars for people. None is a cost nobody could price ("unpriced", never $0); a total
+    that leaves unpriced calls out is a lower bound ("≥ $1.20")."""
+    if value is None:
+        return "unpriced"
+    text = f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
+    return f"≥ {text}" if lower_bound else text
 
 
 def to_json(data: Any) -> str:
-    return json.dumps(data, indent=2, default=_json_default)
+    """JSON for every command: money as exact decimal numbers, times as ISO text."""
+    from pflow_metrics.money import dumps
 
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot serialize {type(value).__name__}")
+    return dumps(data, indent=2)
 
 
 def table(rows: list[list[Any]], headers: list[str], fmt: str) -> str:
@@ -43,6 +49,7 @@ def table(rows: list[list[Any]], headers: list[str], fmt: str) -> str:
         return out.getvalue().rstrip("\n")
     from tabulate import tabulate
 
+    rows = [[clean(cell, limit=None) if isinstance(cell, str) else cell for cell in row] for row in rows]
     return tabulate(rows, headers=headers, tablefmt="github" if fmt == "markdown" else "simple",
                     disable_numparse=True)
 
@@ -51,7 +58,8 @@ def bar_chart(points: list[tuple[str, float]], width: int = 40) -> str:
     """One line per point: label, a bar of eighth-blocks scaled to the largest value, the value."""
     if not points:
         return ""
-    top = max(value for _, value in points) or 1.0
+    points = [(label, value or 0) for label, value in points]  # an unpriced day draws no bar
+    top = max(value for _, value in points) or 1
     lines = []
     for label, value in points:
         eighths = round(value / top * width * 8)
@@ -60,8 +68,9 @@ def bar_chart(points: list[tuple[str, float]], width: int = 40) -> str:
     return "\n".join(lines)
 
 
-def clean(text: Any, limit: int = 80) -> str:
-    """Names from the ledger, safe to print: control characters shown escaped, long ones cut."""
+def clean(text: Any, limit: int | None = 80) -> str:
+    """Text safe to print: control characters shown escaped, and cut to `limit` characters."""
     value = "" if text is None else str(text)
-    value = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in value)
-    return value if len(value) <= limit else value[: limit - 1] + "…"
+    if not value.isprintable():
+        value = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in value)
+    return value if limit is None or len(value) <= limit else value[: limit - 1] + "…"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from pflow_metrics.cli.options import open_existing_ledger
@@ -35,18 +37,20 @@ def report(ctx: typer.Context, since: Since = "7d", until: Until = None, workflo
         ["success rate", f"{data['success_rate']:.0%}"],
         ["failed / crashed / over budget",
          f"{statuses.get('failed', 0)} / {statuses.get('crashed', 0)} / {statuses.get('budget_exceeded', 0)}"],
-        ["total cost", money(data["cost_usd"]) + _delta(data["cost_usd"], (data["previous"] or {}).get("cost_usd"))],
-        ["cost per run", money(data["cost_per_run"])],
+        ["total cost", money(data["cost_usd"], data["cost_is_lower_bound"])
+         + _delta(data["cost_usd"], (data["previous"] or {}).get("cost_usd"))],
+        ["cost per run", money(data["cost_per_run"], data["cost_is_lower_bound"])],
         ["LLM calls", data["llm_calls"]],
         *([f"{kind.replace('_', ' ')}", f"{count:,}"] for kind, count in data["tokens"].items()),
         ["duration p50 / p95", f"{_ms(data['duration_p50_ms'])} / {_ms(data['duration_p95_ms'])}"],
     ]
     sections = [table(summary, ["", "this window"], fmt)]
     if data["top_workflows"]:
-        sections.append(table([[clean(r["workflow"]), r["runs"], money(r["cost_usd"])] for r in data["top_workflows"]],
+        sections.append(table([[clean(r["workflow"]), r["runs"], money(r["cost_usd"], r["cost_is_lower_bound"])]
+                               for r in data["top_workflows"]],
                               ["top workflow", "runs", "cost"], fmt))
     if data["expensive_nodes"]:
-        sections.append(table([[clean(r["workflow"]), clean(r["node_id"]), money(r["cost_usd"])]
+        sections.append(table([[clean(r["workflow"]), clean(r["node_id"]), money(r["cost_usd"], r["cost_is_lower_bound"])]
                                for r in data["expensive_nodes"]], ["workflow", "most expensive node", "cost"], fmt))
     if data["slowest_nodes"]:
         sections.append(table([[clean(r["workflow"]), clean(r["node_id"]), _ms(r["p95_ms"]), r["executions"]]
@@ -64,8 +68,8 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value / 1000:.2f}s" if value >= 1000 else f"{value:.0f}ms"
 
 
-def _delta(now: float, before: float | None) -> str:
-    if not before:
+def _delta(now: Any, before: Any) -> str:
+    if not before or now is None:
         return ""
     return f" ({(now - before) / before:+.0%} vs previous window)"
 
@@ -96,8 +100,14 @@ def cost(ctx: typer.Context,
         return
     headers = [*keys, "calls", "runs", *(c.removesuffix("_tokens") for c in TOKEN_COLUMNS), "cost", "share", "unpriced"]
     lines = [[*(clean(row[key]) for key in keys), row["calls"], row["runs"], *(f"{row[c]:,}" for c in TOKEN_COLUMNS),
-              money(row["cost_usd"]), f"{row['share']:.0%}", row["unpriced_calls"]] for row in result["rows"]]
+              money(row["cost_usd"], row["cost_is_lower_bound"]), _share(row["share"]), row["unpriced_calls"]]
+             for row in result["rows"]]
     total = result["total"]
     lines.append(["total", *[""] * (len(keys) - 1), total["calls"], total["runs"],
-                  *(f"{total[c]:,}" for c in TOKEN_COLUMNS), money(total["cost_usd"]), "100%", total["unpriced_calls"]])
+                  *(f"{total[c]:,}" for c in TOKEN_COLUMNS), money(total["cost_usd"], total["cost_is_lower_bound"]),
+                  _share(1 if total["cost_usd"] else None), total["unpriced_calls"]])
     typer.echo(table(lines, headers, fmt))
+
+
+def _share(share: Any) -> str:
+    return "-" if share is None else f"{share:.0%}"

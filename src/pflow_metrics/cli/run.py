@@ -19,9 +19,11 @@ from typing import Any
 
 import typer
 
+from pflow_metrics import money
 from pflow_metrics.cli.options import state
 from pflow_metrics.cli.render import one_line, warning_line
 from pflow_metrics.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
+from pflow_metrics.redaction import redact_text
 
 
 class OutputFormat(str, Enum):
@@ -73,7 +75,7 @@ def run(
             check_workflow(ir, given)
     except WorkflowInvalid as invalid:
         for error in invalid.errors:
-            typer.echo(f"pflow-metrics: error: {error}", err=True)
+            typer.echo(f"pflow-metrics: error: {redact_text(error)}", err=True)
         raise SystemExit(EXIT_USAGE) from None
 
     # Warnings (a spooled run, a rejected usage entry) become one line each on stderr, after the
@@ -141,25 +143,27 @@ def _report(outcome: Any, output_format: OutputFormat, caught: list[warnings.War
     from pflow_metrics.ledger.writer import LedgerWarning
 
     result = outcome.result
+    # Every line about the run goes through the redactor: warnings, the error, the summary.
+    # (The outputs are the workflow's own results, printed as they are.)
     for warning in caught:
         if not issubclass(warning.category, LedgerWarning):  # that one is result.ledger_warning
-            typer.echo(warning_line(warning.message), err=True)
+            typer.echo(redact_text(warning_line(warning.message)), err=True)
     if getattr(result, "ledger_warning", None):
-        typer.echo(warning_line(result.ledger_warning), err=True)
+        typer.echo(redact_text(warning_line(result.ledger_warning)), err=True)
     if outcome.planner_trace_path:
         typer.echo(f"planner trace: {outcome.planner_trace_path}", err=True)
     if outcome.saved_workflow:
         typer.echo(f"planned workflow saved to {outcome.saved_workflow}", err=True)
     if output_format is OutputFormat.json:
-        typer.echo(json.dumps(json_result(outcome), default=str))
+        typer.echo(money.dumps(json_result(outcome), fallback=str, allow_nan=True))
         return
     for name, value in outcome.outputs.items():
         text = value.rstrip("\n") if isinstance(value, str) else json.dumps(value, default=str)
         typer.echo(f"{name}: {text}")
     if outcome.error is not None:
         where = f"node '{outcome.failed_node}' failed: " if outcome.failed_node else ""
-        typer.echo(f"pflow-metrics: error: {where}{_error_text(outcome.error)}", err=True)
-    typer.echo(summary_line(result))
+        typer.echo(redact_text(f"pflow-metrics: error: {where}{_error_text(outcome.error)}"), err=True)
+    typer.echo(redact_text(summary_line(result)))
     if result.trace_path:
         typer.echo(f"trace: {result.trace_path}")
 
@@ -208,6 +212,8 @@ def _cost_text(total: dict[str, Any]) -> str:
 
 
 def _error_text(error: BaseException) -> str:
-    text = one_line(error)
+    """The one line an error is shown as, redacted: the exception is the workflow's own, not
+    the record's redacted copy (a shell node's stderr may hold a key)."""
+    text = redact_text(one_line(error))
     return text or type(error).__name__
 

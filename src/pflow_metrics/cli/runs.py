@@ -33,7 +33,8 @@ def runs_list(ctx: typer.Context, since: Since = "7d", until: Until = None, work
     typer.echo(table(
         [[row["id"][:8], clean(row["workflow"], 40), row["status"], show_time(row["started_at"], utc),
           "-" if row["duration_ms"] is None else f"{row['duration_ms'] / 1000:.2f}s",
-          money(row["cost_usd"]) + (" +unpriced" if row["unpriced_calls"] else "")] for row in rows],
+          money(row["cost_usd"], bool(row["unpriced_calls"]))
+          + (f" ({row['unpriced_calls']} unpriced)" if row["unpriced_calls"] else "")] for row in rows],
         ["run", "workflow", "status", "started", "duration", "cost"], fmt))
 
 
@@ -52,7 +53,8 @@ def runs_show(ctx: typer.Context, run_id: str = typer.Argument(..., help="A run 
     head = [["run", record.run_id], ["workflow", clean(record.workflow)], ["status", record.status],
             ["started", show_time(record.started_at, utc)],
             ["duration", "-" if record.duration_ms is None else f"{record.duration_ms / 1000:.3f}s"],
-            ["cost", money(record.cost_usd) + (f" ({record.unpriced_calls} unpriced calls)" if record.unpriced_calls else "")],
+            ["cost", money(record.priced_cost_usd, bool(record.unpriced_calls))
+             + (f" ({record.unpriced_calls} unpriced calls)" if record.unpriced_calls else "")],
             ["tokens", ", ".join(f"{k} {v:,}" for k, v in record.tokens.to_dict().items())]]
     if record.error:
         head.append(["error", clean(record.error, 200)])

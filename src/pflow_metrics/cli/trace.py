@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +22,18 @@ def show(file: Path = typer.Argument(..., metavar="FILE", help="A workflow-trace
 
 
 def timeline(events: list[dict[str, Any]]) -> list[str]:
+    """The lines `trace show` prints. A trace file is input like any other: every field may hold
+    any JSON value, so each is shown only when it has the expected type ("?" otherwise), and
+    text is shown printable (control characters escaped) and cut."""
     header = events[0]
-    lines = [f"trace of {header.get('workflow')} · run {str(header.get('run_id'))[:8]} · started {header.get('started_at')}"]
+    lines = [f"trace of {_text(header.get('workflow'))} · run {_text(header.get('run_id'), 8, cut='')} · "
+             f"started {_text(header.get('started_at'))}"]
     for event in events[1:]:
-        if event["type"] == "node":
+        if event.get("type") == "node":
             lines.extend(_node_lines(event))
-        elif event["type"] == "summary":
+        elif event.get("type") == "summary":
             lines.append(_summary_line(event))
-    if events[-1]["type"] != "summary":
+    if events[-1].get("type") != "summary":
         lines.append("(no summary line: the run did not finish)")
     return lines
 
@@ -35,38 +41,89 @@ def timeline(events: list[dict[str, Any]]) -> list[str]:
 def _node_lines(event: dict[str, Any]) -> list[str]:
     mark = "✓" if event.get("status") == "success" else "✗"
     extras = []
-    if (event.get("attempts") or 1) > 1:
-        extras.append(f"{event['attempts']} attempts")
-    if event.get("items") is not None:
-        extras.append(f"{event['items']} items")
+    attempts, items = _count(event.get("attempts")), _count(event.get("items"))
+    if attempts is not None and attempts > 1:
+        extras.append(f"{_text(attempts, 24)} attempts")
+    if items is not None:
+        extras.append(f"{_text(items, 24)} items")
     if event.get("action"):
-        extras.append(f"-> {event['action']}")
+        extras.append(f"-> {_text(event['action'])}")
     lines = [
-        f"{_ms(event.get('start_offset_ms')):>10} {mark} {event.get('node_id')} ({event.get('node_type')}) "
+        f"{_ms(event.get('start_offset_ms')):>10} {mark} {_text(event.get('node_id'))} ({_text(event.get('node_type'))}) "
         f"{_ms(event.get('duration_ms'))}" + (f" · {' · '.join(extras)}" if extras else "")
     ]
-    for call in event.get("llm_calls") or []:
-        cost = call.get("cost_usd")
-        lines.append(f"{'':>12}llm {call.get('model')}: {call.get('input_tokens')} in / {call.get('output_tokens')} out, "
-                     + (f"${cost:.6f}" if isinstance(cost, (int, float)) else "unpriced"))
-    changes = event.get("changes") or {}
-    changed = [*(f"+{k}" for k in changes.get("added") or {}), *(f"~{k}" for k in changes.get("modified") or {}),
-               *(f"-{k}" for k in changes.get("removed") or [])]
+    for call in _list(event.get("llm_calls")):
+        call = call if isinstance(call, dict) else {}
+        cost = _number(call.get("cost_usd"))
+        lines.append(f"{'':>12}llm {_text(call.get('model'))}: {_count_text(call.get('input_tokens'))} in / "
+                     f"{_count_text(call.get('output_tokens'))} out, "
+                     + (f"${cost:.6f}" if cost is not None else "unpriced"))
+    changes = event.get("changes") if isinstance(event.get("changes"), dict) else {}
+    changed = [*(f"+{_text(k)}" for k in _keys(changes.get("added"))),
+               *(f"~{_text(k)}" for k in _keys(changes.get("modified"))),
+               *(f"-{_text(k)}" for k in _keys(changes.get("removed")))]
     if changed:
         lines.append(f"{'':>12}changed: {' '.join(changed)}")
     if event.get("error"):
-        lines.append(f"{'':>12}error: {event['error']}")
+        lines.append(f"{'':>12}error: {_text(event['error'], 2_000)}")
     return lines
 
 
 def _summary_line(event: dict[str, Any]) -> str:
-    total = (event.get("metrics") or {}).get("total") or {}
-    cost = total.get("cost_usd")
-    cost_text = f"${cost:.6f}" if isinstance(cost, (int, float)) else f"≥ ${total.get('partial_cost_usd') or 0:.6f} (unpriced: {', '.join(total.get('unpriced_models') or [])})"
-    return (f"{event.get('status')} · {_ms(event.get('duration_ms'))} · {total.get('nodes_executed', 0)} nodes · "
-            f"{total.get('input_tokens', 0)} in / {total.get('output_tokens', 0)} out tokens · {cost_text}"
-            + (f" · {event['error']}" if event.get("error") else ""))
+    metrics = event.get("metrics") if isinstance(event.get("metrics"), dict) else {}
+    total = metrics.get("total") if isinstance(metrics.get("total"), dict) else {}
+    cost = _number(total.get("cost_usd"))
+    if cost is not None:
+        cost_text = f"${cost:.6f}"
+    else:
+        partial = _number(total.get("partial_cost_usd")) or 0.0
+        unpriced = ", ".join(_text(model) for model in _list(total.get("unpriced_models")))
+        cost_text = f"≥ ${partial:.6f} (unpriced: {unpriced})"
+    return (f"{_text(event.get('status'))} · {_ms(event.get('duration_ms'))} · "
+            f"{_count_text(total.get('nodes_executed'), 0)} nodes · {_count_text(total.get('input_tokens'), 0)} in / "
+            f"{_count_text(total.get('output_tokens'), 0)} out tokens · {cost_text}"
+            + (f" · {_text(event['error'], 2_000)}" if event.get("error") else ""))
+
+
+def _text(value: Any, limit: int = 80, cut: str = "…") -> str:
+    """Any JSON value as one printable line of at most `limit` characters."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = text[: limit * 8]  # escaping at most octuples a character; cut before, not after
+    shown = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return shown if len(shown) <= limit else shown[: limit - len(cut)] + cut
+
+
+def _number(value: Any) -> float | None:
+    """A finite number (not a boolean) as a float, else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past the float range
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _count(value: Any) -> int | None:
+    return value if type(value) is int and value >= 0 else None
+
+
+def _count_text(value: Any, default: Any = "?") -> str:
+    count = _count(value)
+    return _text(count, 24) if count is not None else str(default) if value is None else "?"
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _keys(value: Any) -> list:
+    """The names in a changes entry: an object's keys or a list's text items."""
+    if isinstance(value, dict):
+        return list(value)
+    return [item for item in _list(value) if isinstance(item, str)]
 
 
 def _ms(value: Any) -> str:
-    return f"{value:.1f}ms" if isinstance(value, (int, float)) else "?"
+    number = _number(value)
+    return f"{number:.1f}ms" if number is not None else "?"

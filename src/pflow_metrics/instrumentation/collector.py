@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from pflow_metrics.money import ZERO
 from pflow_metrics.record import PHASES, LLMCallRecord, NodeRecord, Tokens
 
 
@@ -17,7 +18,7 @@ class MetricsCollector:
         self.calls: list[LLMCallRecord] = []
         self.phase_ms = dict.fromkeys(PHASES, 0.0)
         self.rejected_usage = 0
-        self.priced_cost = 0.0
+        self.priced_cost = ZERO  # exact Decimal USD
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
@@ -45,7 +46,7 @@ class MetricsCollector:
         total["duration_ms"] = self.elapsed_ms()
         unpriced = sorted({c.model for c in calls if c.cost_usd is None})
         total["unpriced_models"] = unpriced
-        total["partial_cost_usd"] = round(sum(c.cost_usd for c in calls if c.cost_usd is not None), 10)
+        total["partial_cost_usd"] = sum((c.cost_usd for c in calls if c.cost_usd is not None), ZERO)
         total["rejected_usage_entries"] = self.rejected_usage
         return {"duration_ms": total["duration_ms"], "metrics": {**parts, "total": total}}
 
@@ -61,7 +62,7 @@ class MetricsCollector:
         part = {
             "duration_ms": self.phase_ms[phase] if phase else None,
             "nodes_executed": len(nodes),
-            "cost_usd": None if unpriced else round(sum(c.cost_usd for c in calls), 10),
+            "cost_usd": None if unpriced else sum((c.cost_usd for c in calls), ZERO),
             "llm_calls": len(calls),
             "input_tokens": tokens.input,
             "output_tokens": tokens.output,

@@ -4,38 +4,32 @@ bytes as a size, cycles and unserializable objects as a short repr. Always valid
 Every walk is bounded (string length, items per container, depth, objects per value), so
 serializing a value costs at most a constant, whatever its size. `fingerprint` walks the same
 bounded part without building anything, so the trace can tell cheaply whether a value changed.
+
+What is a secret is decided in `pflow_metrics.redaction`: a value under a key that
+`is_secret_key` names is replaced whole, and every string (dict keys too) goes through
+`redact_text`, which masks secrets inside text.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import operator
-import re
 from itertools import islice
 from typing import Any
 
-REDACTED = "[REDACTED]"
+# The text redactor lives in a neutral module the ledger and the CLI use too; these names are
+# re-exported for the trace and its callers.
+from pflow_metrics.redaction import REDACTED, SECRET_KEY, WINDOW_MARGIN, is_secret_key, redact_text
+
+__all__ = ["REDACTED", "SECRET_KEY", "Fingerprint", "dumps", "is_secret_key", "redact_text", "safe", "safe_key", "safe_text"]
+
 MAX_STRING = 4_000
 MAX_ITEMS = 200
 MAX_DEPTH = 12
 MAX_OBJECTS = 5_000  # per serialized value
-SECRET_KEY = re.compile(
-    r"api[_-]?key|token|secret|passw(or)?d|authorization|cookie|credential|private[_-]?key|session[_-]?id",
-    re.IGNORECASE,
-)
-SECRET_VALUE = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+[A-Za-z0-9._\-~+/=]{8,}|gh[pousr]_[A-Za-z0-9]{20,}"
-    r"|AKIA[0-9A-Z]{16}|xox[abpr]-[A-Za-z0-9\-]{10,})"
-)
-_SECRET_VALUE_HINTS = ("sk-", "Bearer", "AKIA", "gh", "xox")
-# Counts of tokens are not secrets, whatever their key says.
-NOT_SECRET_KEY = re.compile(r"_tokens$|^tokens$|token_count|max_tokens|tokens_", re.IGNORECASE)
 _SCALARS = (type(None), bool, int, float, str, bytes)
 _SCALAR_TYPES = frozenset(_SCALARS)
-
-
-def is_secret_key(key: Any) -> bool:
-    return isinstance(key, str) and bool(SECRET_KEY.search(key)) and not NOT_SECRET_KEY.search(key)
 
 
 def safe(value: Any, max_string: int = MAX_STRING) -> Any:
@@ -48,6 +42,7 @@ def dumps(value: Any, max_string: int = MAX_STRING) -> str:
 
 
 def safe_text(value: str | None, max_string: int = MAX_STRING) -> str | None:
+    """`value` redacted, then cut at `max_string` characters (its size said)."""
     return None if value is None else _text(value, max_string)
 
 
@@ -85,7 +80,7 @@ class _Walk:
                 if index >= MAX_ITEMS:
                     result["…"] = f"[truncated: {len(value)} keys]"
                     break
-                name = key if isinstance(key, str) else _short_repr(key, 200)
+                name = safe_key(key)
                 result[name] = REDACTED if is_secret_key(name) else self.safe(item, depth + 1)
             return result
         finally:
@@ -111,12 +106,26 @@ def _short_repr(value: Any, max_string: int) -> str:
     return _text(text if len(text) <= 200 else text[:200] + "…", max_string)
 
 
+def safe_key(key: Any) -> str:
+    """A dict key as the trace shows it: a string, redacted (a key can be a secret itself)."""
+    if not isinstance(key, str):
+        return _short_repr(key, 200)
+    return redact_text(key) if len(key) > 200 else _redacted_key(key)
+
+
+@functools.lru_cache(maxsize=8192)
+def _redacted_key(key: str) -> str:
+    return redact_text(key)
+
+
 def _text(value: str, max_string: int) -> str:
-    if any(hint in value for hint in _SECRET_VALUE_HINTS):
-        value = SECRET_VALUE.sub(REDACTED, value)
-    if len(value) > max_string:
-        return f"{value[:max_string]}…[truncated: {len(value)} chars]"
-    return value
+    size = len(value)
+    if size <= max_string:
+        return redact_text(value)
+    # Only what is shown is redacted (a bounded cost, whatever the size), with a margin so
+    # that a secret running past the cut is still recognized and its shown part masked.
+    shown = redact_text(value[: max_string + WINDOW_MARGIN])
+    return f"{shown[:max_string]}…[truncated: {size} chars]"
 
 
 class Fingerprint:

@@ -5,6 +5,11 @@ so both phases land in one summary and one ledger row. The ledger is written thr
 the run row at the start, the journal after every node, the finished record at the end.
 Nothing here raises into the workflow except BudgetExceeded (the point of a budget) and the
 workflow's own exceptions, re-raised after they were recorded.
+
+Nothing secret leaves a run: every text of the record is redacted (pflow_metrics.redaction)
+where the session takes it in, before anything writes it: the run's own fields when the run
+starts, each node and call as it finishes (before the journal and the trace see it), the run's
+error at the end (before the flush or the spool). Warnings are redacted too.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from pflow_metrics.instrumentation import llm_capture
 from pflow_metrics.instrumentation.collector import MetricsCollector
 from pflow_metrics.instrumentation.errors import BudgetExceeded, MetricsWarning
 from pflow_metrics.instrumentation.usage import RejectedUsage, call_from_usage
+from pflow_metrics.money import usd
 from pflow_metrics.record import PHASES, LLMCallRecord, NodeRecord, RunRecord, new_run_record, utcnow
+from pflow_metrics.redaction import redact_call, redact_node, redact_record, redact_text
 
 PLANNER_FLAG = "__is_planner__"
 LLM_CALLS_KEY = "__llm_calls__"
@@ -53,10 +60,10 @@ class RunSession:
         tags: dict | None = None,
         store_prompts: bool = False,
     ):
-        self.record = new_run_record(workflow, tags={str(k): str(v) for k, v in (tags or {}).items()})
+        self.record = redact_record(new_run_record(workflow, tags={str(k): str(v) for k, v in (tags or {}).items()}))
         self.run_id = self.record.run_id
         self.collector = MetricsCollector()
-        self.budget_usd = budget_usd
+        self.budget_usd = None if budget_usd is None else usd(budget_usd)  # compared exactly
         self.store_prompts = store_prompts
         self.budget_error: BudgetExceeded | None = None
         self.result: RunResult | None = None
@@ -152,6 +159,11 @@ class RunSession:
             if call is not None:
                 calls.append(call)
                 kept_entries.append(entry)
+        # The one point where a node's texts enter the record: redacted before the collector,
+        # the journal, `__llm_calls__` and the trace see them.
+        redact_node(node)
+        for call in calls:
+            redact_call(call)
         self.collector.record_node(node)
         self.record.nodes.append(node)
         for call in calls:
@@ -210,14 +222,14 @@ class RunSession:
         record.planner_duration_ms = self.collector.phase_ms["planner"] or None
         record.workflow_duration_ms = self.collector.phase_ms["workflow"]
         record.error = _error_text(error if error is not None else self.budget_error)
-        record.compute_totals()
+        redact_record(record)  # before the flush, the spool and the trace's summary
         summary = self.collector.get_summary()
         ledger_warning = None
         if self.writer is not None:
             try:
                 ledger_warning = self.writer.finish()
             except Exception as exc:
-                ledger_warning = f"pflow-metrics: run {self.run_id} not recorded: {exc}"
+                ledger_warning = redact_text(f"pflow-metrics: run {self.run_id} not recorded: {exc}")
                 _warn(ledger_warning)
         trace_path = None
         if self.trace is not None:
@@ -277,4 +289,4 @@ def _error_text(error: BaseException | str | None) -> str | None:
 
 
 def _warn(message: str) -> None:
-    warnings.warn(f"pflow-metrics: {message}", MetricsWarning, stacklevel=3)
+    warnings.warn(f"pflow-metrics: {redact_text(message)}", MetricsWarning, stacklevel=3)

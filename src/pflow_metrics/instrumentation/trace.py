@@ -25,9 +25,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pflow_metrics import money
 from pflow_metrics.config import PRIVATE_FILE_MODE, home_subdir
 from pflow_metrics.errors import UsageError
-from pflow_metrics.instrumentation.redact import Fingerprint, dumps, is_secret_key, safe, safe_text
+from pflow_metrics.instrumentation.redact import Fingerprint, dumps, is_secret_key, safe, safe_key, safe_text
 from pflow_metrics.record import LLMCallRecord, NodeRecord, utcnow
 
 TRACE_PREFIX = "workflow-trace-"
@@ -83,7 +84,7 @@ class StoreSnapshots:
     @staticmethod
     def as_json(state: dict[str, _KeyState], keys: list[str] | None = None) -> str:
         chosen = state if keys is None else keys
-        return "{" + ",".join(f"{json.dumps(key, ensure_ascii=False)}:{state[key].json}" for key in chosen) + "}"
+        return "{" + ",".join(f"{json.dumps(safe_key(key), ensure_ascii=False)}:{state[key].json}" for key in chosen) + "}"
 
 
 class WorkflowTraceCollector:
@@ -100,8 +101,8 @@ class WorkflowTraceCollector:
         self.written_state: dict[str, _KeyState] | None = None  # the store as of the last store line
         self.store_lines = 0
         self._before: dict[int, int] = {}  # id(observation) -> the store line it started on
-        self._write_line(json.dumps({"type": "header", "workflow": workflow, "run_id": run_id,
-                                     "started_at": utcnow().isoformat(), **(header or {})}, ensure_ascii=False))
+        self._write_line(json.dumps({"type": "header", "workflow": safe_text(workflow), "run_id": run_id,
+                                     "started_at": utcnow().isoformat(), **safe(header or {})}, ensure_ascii=False))
         prune_traces(directory, _env_int("PFLOW_TRACE_KEEP", DEFAULT_KEEP), keep=self.path)
 
     def node_started(self, token: int, shared: Mapping) -> None:
@@ -127,7 +128,7 @@ class WorkflowTraceCollector:
 
     def _store_line(self, state: dict[str, _KeyState], keys: list[str], removed: list[str]) -> str:
         return (f'{{"type":"store","store":{self.store_lines},"set":{self.snapshots.as_json(state, keys)},'
-                f'"removed":{json.dumps(removed, ensure_ascii=False)}}}')
+                f'"removed":{_key_list(removed)}}}')
 
     def _drop_snapshots(self) -> None:
         self.capped = True
@@ -137,28 +138,32 @@ class WorkflowTraceCollector:
                       error: BaseException | None, resolutions: dict | None, entries: list[dict[str, Any]]) -> None:
         before = self._before.pop(token, None)
         event: dict[str, Any] = {"type": "node", "at": utcnow().isoformat(), **node.to_dict()}
+        if event.get("error"):  # the session redacted it; a collector used alone gets it done here
+            event["error"] = safe_text(event["error"], 20_000)
         if error is not None:
             event["traceback"] = safe_text("".join(traceback.format_exception(error)), 20_000)
         if resolutions:
             event["template_resolutions"] = safe(resolutions)
         if calls:
             event["llm_calls"] = [_call_event(call, entry) for call, entry in zip(calls, entries)]
-        line = json.dumps(event, ensure_ascii=False, default=str)
+        line = money.dumps(event, ensure_ascii=False, fallback=str)
         if before is not None and not self.capped:
             state, added, removed, modified = self.snapshots.refresh(shared)
             changes = (f'{{"added":{self.snapshots.as_json(state, added)},"removed":'
-                       f'{json.dumps(removed, ensure_ascii=False)},"modified":{self.snapshots.as_json(state, modified)}}}')
+                       f'{_key_list(removed)},"modified":{self.snapshots.as_json(state, modified)}}}')
             line = f'{line[:-1]},"store_before":{before},"changes":{changes}}}'
             if self.written + len(line) > self.max_bytes:
                 self._drop_snapshots()
         if self.capped:
             event["snapshots_dropped"] = f"trace reached its size cap of {self.max_bytes} bytes"
-            line = json.dumps(event, ensure_ascii=False, default=str)
+            line = money.dumps(event, ensure_ascii=False, fallback=str)
         self._write_line(line)
 
     def finish(self, summary: dict[str, Any]) -> None:
+        if isinstance(summary.get("error"), str):
+            summary = {**summary, "error": safe_text(summary["error"], 20_000)}
         try:
-            self._write_line(json.dumps({"type": "summary", **summary}, ensure_ascii=False, default=str))
+            self._write_line(money.dumps({"type": "summary", **summary}, ensure_ascii=False, fallback=str))
         finally:
             self._out.close()
 
@@ -170,40 +175,84 @@ class WorkflowTraceCollector:
         self.written += len(line) + 1
 
 
+MAX_LINE_DEPTH = 64  # containers within a trace line; the writer's values stop at redact.MAX_DEPTH
+
+
 def read_trace(path: Path) -> list[dict[str, Any]]:
     """The header, node and summary events of a trace file, each node with its `shared_before`
-    rebuilt from the store lines. A half-written last line (a killed run) is left out."""
+    rebuilt from the store lines. A half-written last line (a killed run) is left out.
+
+    A file that is not a trace is a UsageError naming the line; the fields of an event are
+    handed over as they are, of whatever JSON type (readers must not trust them)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read trace {path}: {exc.strerror if isinstance(exc, OSError) else exc}") from None
-    lines = text.splitlines()
+    # Lines end in "\n" only: values may hold U+2028, U+0085 and the like, which splitlines() splits on.
+    lines = text.split("\n")
+    if lines and not lines[-1]:
+        lines.pop()
     events: list[dict[str, Any]] = []
     stores: list[dict[str, Any]] = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            if number == len(lines):
-                break
-            raise UsageError(f"{path}:{number}: not a trace line (invalid JSON)") from None
-        if not isinstance(event, dict) or "type" not in event:
-            raise UsageError(f"{path}:{number}: not a trace line (no event type)")
+        event = _trace_event(path, number, line, last=number == len(lines))
+        if event is None:
+            break
         if event["type"] == "store":
-            store = {**(stores[-1] if stores else {}), **(event.get("set") or {})}
-            for key in event.get("removed") or []:
-                store.pop(key, None)
+            added, removed = event.get("set") or {}, event.get("removed") or []
+            if not isinstance(added, dict) or not isinstance(removed, list):
+                raise UsageError(f"{path}:{number}: not a trace line (a store line has an object \"set\" "
+                                 f"and a list \"removed\")")
+            store = {**(stores[-1] if stores else {}), **added}
+            for key in removed:
+                if isinstance(key, str):
+                    store.pop(key, None)
             stores.append(store)
             continue
         before = event.pop("store_before", None)
-        if isinstance(before, int) and 0 <= before < len(stores):
+        if type(before) is int and 0 <= before < len(stores):
             event["shared_before"] = stores[before]
         events.append(event)
     if not events or events[0].get("type") != "header":
         raise UsageError(f"{path}: not a workflow trace (no header line)")
     return events
+
+
+def _trace_event(path: Path, number: int, line: str, last: bool) -> dict[str, Any] | None:
+    """One line as an event (a JSON object with a text "type"); None for a half-written last line."""
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError:
+        if last:
+            return None
+        raise UsageError(f"{path}:{number}: not a trace line (invalid JSON)") from None
+    except RecursionError:
+        raise UsageError(f"{path}:{number}: not a trace line (nested deeper than {MAX_LINE_DEPTH} levels)") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise UsageError(f"{path}:{number}: not a trace line ({' '.join(str(exc).split())[:80]})") from None
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        raise UsageError(f"{path}:{number}: not a trace line (no event type)")
+    if _nested_deeper(event, MAX_LINE_DEPTH):
+        raise UsageError(f"{path}:{number}: not a trace line (nested deeper than {MAX_LINE_DEPTH} levels)")
+    return event
+
+
+def _nested_deeper(value: Any, limit: int) -> bool:
+    """Whether containers nest more than `limit` levels in `value` (without recursing)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _key_list(keys: list[str]) -> str:
+    return json.dumps([safe_key(key) for key in keys], ensure_ascii=False)
 
 
 def _call_event(call: LLMCallRecord, entry: dict[str, Any]) -> dict[str, Any]:

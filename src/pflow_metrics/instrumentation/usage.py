@@ -8,10 +8,11 @@ output = all output, thinking = the part of output spent reasoning.
 
 from __future__ import annotations
 
-import math
+from decimal import Decimal
 from typing import Any
 
-from pflow_metrics.record import LLMCallRecord
+from pflow_metrics.money import MAX_CALL_USD, usd
+from pflow_metrics.record import MAX_CALL_TOKENS, MAX_DURATION_MS, LLMCallRecord
 
 
 class RejectedUsage(ValueError):
@@ -23,9 +24,13 @@ def _count(value: Any, name: str) -> int:
         return 0
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RejectedUsage(f"{name} is not a number: {value!r:.60}")
-    if not math.isfinite(value) or value < 0 or value != int(value) or value > 10**12:
-        raise RejectedUsage(f"{name} is not a whole count >= 0: {value!r:.60}")
-    return int(value)
+    if isinstance(value, float):
+        if not value.is_integer():  # nan and infinities too
+            raise RejectedUsage(f"{name} is not a whole count: {value!r:.60}")
+        value = int(value)
+    if not 0 <= value <= MAX_CALL_TOKENS:
+        raise RejectedUsage(f"{name} is not a count from 0 to {MAX_CALL_TOKENS:,}: {value if value.bit_length() < 64 else 'huge'}")
+    return value
 
 
 def _first(mapping: dict, *keys: str) -> Any:
@@ -74,10 +79,11 @@ def call_from_usage(entry: Any, node_id: str, phase: str) -> LLMCallRecord:
 
     cost = entry.get("cost_usd")
     if cost is not None:
-        if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost) or cost < 0:
-            raise RejectedUsage(f"cost_usd is not a number >= 0: {cost!r:.60}")
+        if isinstance(cost, bool) or not isinstance(cost, (int, float, Decimal)) or cost != cost \
+                or not 0 <= cost <= MAX_CALL_USD:
+            raise RejectedUsage(f"cost_usd is not a number from 0 to {MAX_CALL_USD:,}: {cost if not isinstance(cost, int) or cost.bit_length() < 64 else 'huge'!s:.60}")
     duration = entry.get("duration_ms")
-    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not math.isfinite(duration) or duration < 0:
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 <= duration <= MAX_DURATION_MS:
         duration = None
     return LLMCallRecord(
         node_id=node_id,
@@ -90,7 +96,7 @@ def call_from_usage(entry: Any, node_id: str, phase: str) -> LLMCallRecord:
         cache_creation_tokens=cache_creation,
         cache_read_tokens=cache_read,
         thinking_tokens=min(thinking, output_tokens) if output_tokens else thinking,
-        cost_usd=None if cost is None else float(cost),
+        cost_usd=None if cost is None else usd(cost),
         price_source="provider" if cost is not None else None,
         duration_ms=None if duration is None else float(duration),
     )

@@ -2,6 +2,13 @@
 
 Checking that a ledger is at head reads `alembic_version` with plain SQL, so opening an
 up-to-date ledger never imports Alembic. Only a ledger that needs upgrading does.
+
+A database is ours when its `alembic_version` holds one of REVISIONS, and empty when it has no
+tables at all. Anything else is another application's database: it is refused (LedgerError,
+exit 2) before anything is written to it, by readers and writers alike. A SQLite file is looked
+at read-only first, so that even our connection settings (WAL mode) never change a file that
+is not ours. Only writers (`create=True`) create a ledger file or the schema in an empty
+database; readers get NoLedger instead.
 """
 
 from __future__ import annotations
@@ -9,31 +16,45 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sqlite3
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from pflow_metrics.config import PRIVATE_FILE_MODE, private_dir, sqlite_path
 from pflow_metrics.errors import LedgerError, LedgerUnavailable
 
 # Every revision in migrations/versions, oldest first. A test checks this against Alembic.
-REVISIONS = ("0001", "0002")
+REVISIONS = ("0001", "0002", "0003")
 HEAD_REVISION = REVISIONS[-1]
 
 # How long a writer waits for another one; PFLOW_SQLITE_BUSY_TIMEOUT_MS overrides it.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_HEADER = b"SQLite format 3\x00"
 WRITE_OPTION = "pflow_write"
+VERSION_TABLE = "alembic_version"
 
 
-def create_ledger_engine(url: str) -> Engine:
+class NoLedger(LedgerError):
+    """There is no ledger here yet: no file, or a database without tables. Raised instead of
+    creating one when the caller only reads (`create=False`); nothing was created or changed."""
+
+    def __init__(self, message: str, missing: bool):
+        super().__init__(message)
+        self.missing = missing
+
+
+def create_ledger_engine(url: str, *, create: bool = True) -> Engine:
+    """An engine for the ledger at `url`. A SQLite file is checked first (SQLite, and ours or
+    empty); with `create=False` a missing or empty file is NoLedger and is left as it is."""
     if url.startswith("sqlite"):
         path = sqlite_path(url)
         if path is not None:
-            _prepare_sqlite_file(path)
+            _prepare_sqlite_file(path, create)
         engine = create_engine(url)
         event.listen(engine, "connect", _configure_sqlite_connection)
         event.listen(engine, "begin", _begin_sqlite_transaction)
@@ -60,7 +81,7 @@ def _configure_sqlite_connection(dbapi_connection, _record) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        timeout = int(os.environ.get("PFLOW_SQLITE_BUSY_TIMEOUT_MS") or SQLITE_BUSY_TIMEOUT_MS)
+        timeout = _busy_timeout_ms()
         cursor.execute(f"PRAGMA busy_timeout = {timeout}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
@@ -74,8 +95,9 @@ def _begin_sqlite_transaction(connection) -> None:
     connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-def _prepare_sqlite_file(path: Path) -> None:
-    """Refuse a file that is not SQLite before SQLite touches it; create a new one private."""
+def _prepare_sqlite_file(path: Path, create: bool = True) -> None:
+    """Refuse a file that is not SQLite, or not ours, before SQLite touches it; create a new
+    one private (only with `create`)."""
     if path.exists():
         if path.is_dir():
             raise LedgerError(f"ledger {path} is a directory, not a SQLite database")
@@ -84,12 +106,17 @@ def _prepare_sqlite_file(path: Path) -> None:
                 header = handle.read(len(SQLITE_HEADER))
             if header and header != SQLITE_HEADER:
                 raise LedgerError(f"ledger {path} is not a SQLite database; move it away or pass --db")
+        found = _sqlite_file_revision(path)
+        if found is None and not create:
+            raise NoLedger(f"ledger {path} is empty", missing=False)
         if path.stat().st_mode & 0o077:
             warnings.warn(
                 f"ledger {path} can be read by other users; `chmod 600 {path}` keeps prompts and costs private",
                 stacklevel=4,
             )
         return
+    if not create:
+        raise NoLedger(f"no ledger at {path}", missing=True)
     try:
         private_dir(path.parent)
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, PRIVATE_FILE_MODE))
@@ -97,14 +124,87 @@ def _prepare_sqlite_file(path: Path) -> None:
         raise LedgerUnavailable(f"cannot create ledger {path}: {exc.strerror}") from None
 
 
+def _sqlite_file_revision(path: Path) -> str | None:
+    """The revision of the ledger in this SQLite file, None when it has no tables; LedgerError
+    when it is not ours. Read through a read-only connection with no settings, so that a file
+    which is not ours is left byte for byte as it was."""
+    try:
+        if path.stat().st_size == 0:
+            return None
+        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=_busy_timeout_ms() / 1000)
+    except OSError:
+        return None  # unreadable: SQLite reports it, in one line, when the engine connects
+    except sqlite3.Error as exc:
+        raise _sqlite_file_error(path, exc) from None
+    try:
+        names = {
+            name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+            if not name.startswith("sqlite_")
+        }
+        revision = (
+            conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone() if VERSION_TABLE in names else None
+        )
+    except sqlite3.Error as exc:
+        raise _sqlite_file_error(path, exc) from None
+    finally:
+        conn.close()
+    # A newer ledger of ours is refused by ensure_schema; its engine may be created (tools inspect it).
+    return _classify(str(path), names, revision[0] if revision else None, newer_ok=True)
+
+
+def _sqlite_file_error(path: Path, exc: sqlite3.Error) -> Exception:
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if any(marker in detail for marker in ("not a database", "malformed", "file is encrypted")):
+        return LedgerError(f"ledger {path} is damaged or not a SQLite database: {detail}")
+    return LedgerUnavailable(f"ledger {path} cannot be used now: {detail}")
+
+
+def _classify(where: str, names: set[str], revision: str | None, newer_ok: bool = False) -> str | None:
+    """Our revision, or None for a database without tables (or only our unfilled
+    alembic_version); LedgerError for another application's database, and for a ledger of a
+    newer pflow-metrics unless `newer_ok` (then its revision is returned)."""
+    if not names:
+        return None
+    if VERSION_TABLE in names:
+        if revision in REVISIONS:
+            return revision
+        from pflow_metrics.ledger.models import Base
+
+        if revision is None and names - {VERSION_TABLE} <= set(Base.metadata.tables):
+            return None  # our schema, not created yet or downgraded to base
+        if revision is not None and str(revision).isdigit() and "runs" in names:
+            if newer_ok:
+                return revision
+            raise LedgerError(
+                f"ledger {where} was written by a newer pflow-metrics (schema {revision}); "
+                "upgrade pflow-metrics to use it"
+            )
+    shown = ", ".join(name[:40] if name.isprintable() else repr(name[:40]) for name in sorted(names)[:3])
+    shown += ", ..." if len(names) > 3 else ""
+    raise LedgerError(
+        f"{where} is not a pflow-metrics ledger (it holds other tables: {shown}); it was left untouched: "
+        "pass --db with a pflow-metrics ledger or a new file"
+    )
+
+
+def _busy_timeout_ms() -> int:
+    return int(os.environ.get("PFLOW_SQLITE_BUSY_TIMEOUT_MS") or SQLITE_BUSY_TIMEOUT_MS)
+
+
 def redact_url(url: str) -> str:
-    """A URL fit for messages: the password is replaced."""
+    """A URL fit for messages: the password is replaced, in the userinfo (`user:***@`) and in
+    query parameters (`?password=***`, any parameter whose name looks secret)."""
     from sqlalchemy.engine import make_url
 
+    from pflow_metrics.redaction import redact_text
+
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        rendered = make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<unreadable URL>"
+    # The text redactor masks secret query parameters, and what the parser took for the host
+    # when the password holds an "@" (`u:p@ss@host` renders as `u:***@ss@host`).
+    return redact_text(rendered)
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -115,9 +215,13 @@ def current_revision(engine: Engine) -> str | None:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def ensure_schema(engine: Engine, upgrade: bool = True) -> str | None:
-    """Make sure the ledger is at head; upgrade it if allowed. Returns the revision found first."""
+def ensure_schema(engine: Engine, upgrade: bool = True, create: bool = True) -> str | None:
+    """Make sure the ledger is at head; upgrade it if allowed. Returns the revision found first
+    (None for an empty database). Another application's database is a LedgerError; an empty
+    one gets the schema only with `create` (and `upgrade`), else it is NoLedger."""
     found = _checked_revision(engine)
+    if found is None and not create:
+        raise NoLedger(f"ledger {describe_location(engine)} is empty", missing=False)
     if found == HEAD_REVISION or not upgrade:
         return found
     with _schema_lock(engine):
@@ -130,16 +234,23 @@ def ensure_schema(engine: Engine, upgrade: bool = True) -> str | None:
 
 
 def _checked_revision(engine: Engine) -> str | None:
+    """The ledger's revision, None when the database has no tables; LedgerError when it is
+    not ours (see _classify)."""
     try:
-        found = current_revision(engine)
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                rows = conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+                names = {name for (name,) in rows if not name.startswith("sqlite_")}
+            else:
+                inspector = inspect(conn)
+                names = set(inspector.get_table_names()) | set(inspector.get_view_names())
+            revision = (
+                conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+                if VERSION_TABLE in names else None
+            )
     except DBAPIError as exc:
         raise describe_db_error(engine, exc) from None
-    if found is not None and found not in REVISIONS:
-        raise LedgerError(
-            f"ledger {describe_location(engine)} was written by a newer pflow-metrics "
-            f"(schema {found}); upgrade pflow-metrics to use it"
-        )
-    return found
+    return _classify(describe_location(engine), names, revision)
 
 
 @contextlib.contextmanager
@@ -173,13 +284,19 @@ def describe_location(engine: Engine) -> str:
 
 def describe_db_error(engine: Engine, exc: DBAPIError) -> Exception:
     """Turn a driver error into one line: a damaged file is a LedgerError (exit 2, file left
-    alone); a lock, a full disk or a server that is down is LedgerUnavailable."""
-    detail = str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
+    alone); a lock, a full disk or a server that is down is LedgerUnavailable. The driver's
+    text can quote the URL or conninfo (`password=...`): it is redacted."""
+    from pflow_metrics.redaction import redact_text
+
+    detail = redact_text(str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc))
     where = describe_location(engine)
     if engine.dialect.name == "sqlite" and any(
         marker in detail for marker in ("not a database", "malformed", "file is encrypted")
     ):
         return LedgerError(f"ledger {where} is damaged or not a SQLite database: {detail}")
+    if "integer overflow" in detail:  # only values written around pflow-metrics' limits can do it
+        return LedgerError(f"ledger {where}: a total is past 64 bits and cannot be added up exactly "
+                           f"(were rows written outside pflow-metrics?)")
     if isinstance(exc, OperationalError) or exc.connection_invalidated:
         return LedgerUnavailable(f"ledger {where} cannot be used now: {detail}")
     return LedgerError(f"ledger {where}: {detail}")

@@ -1,13 +1,25 @@
-"""What a query asks for: the window and filters, as SQL conditions with bound parameters."""
+"""What a query asks for: the window and filters, as SQL conditions with bound parameters.
+
+Every condition gives the same runs on SQLite and PostgreSQL. Workflow globs (`*`, `?`) become
+LIKE patterns, at most MAX_PATTERN characters each (SQLite refuses LIKE patterns past 50,000
+bytes; an escaped pattern of 1,000 characters stays under 8,000). Tag keys are data, never a
+JSON path: SQLite's paths cannot quote a key holding `"`, so there a key is looked up with
+json_each instead.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import exists, or_
+from sqlalchemy import String, exists, literal, or_
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
+from pflow_metrics.errors import UsageError
 from pflow_metrics.ledger.store import CALLS, RUNS
+
+MAX_PATTERN = 1_000  # characters in one --workflow pattern
 
 
 @dataclass
@@ -18,6 +30,33 @@ class Filters:
     model: str | None = None
     status: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for pattern in self.workflows:
+            if len(pattern) > MAX_PATTERN:
+                raise UsageError(f"--workflow: a pattern of {len(pattern):,} characters; "
+                                 f"at most {MAX_PATTERN:,} are taken")
+
+
+class json_text(FunctionElement):
+    """The text at a top-level key of a JSON object column (NULL when it has no such key), the
+    key bound as data: `->>` on PostgreSQL, a json_each lookup on SQLite."""
+
+    type = String()
+    name = "json_text"
+    inherit_cache = True
+
+
+@compiles(json_text)
+def _json_text(element, compiler, **kw) -> str:
+    column, key = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"({column} ->> {key})"
+
+
+@compiles(json_text, "sqlite")
+def _json_text_sqlite(element, compiler, **kw) -> str:
+    column, key = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"(SELECT pair.value FROM json_each({column}) AS pair WHERE pair.key = {key})"
 
 
 def glob_to_like(pattern: str) -> str:
@@ -41,7 +80,7 @@ def run_conditions(filters: Filters) -> list:
     if filters.status:
         conditions.append(RUNS.c.status == filters.status)
     for key, value in filters.tags.items():
-        conditions.append(RUNS.c.tags[key].as_string() == value)
+        conditions.append(json_text(RUNS.c.tags, literal(key, String)) == value)
     if filters.model:
         conditions.append(exists().where(CALLS.c.run_id == RUNS.c.id, CALLS.c.model == filters.model))
     return conditions

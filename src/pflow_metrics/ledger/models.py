@@ -53,6 +53,12 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# Counts and money (whole nano-dollars, see money.py) are 64-bit: PostgreSQL's BIGINT, and
+# SQLite's INTEGER, which is already 64-bit (a different declared type would only make the
+# SQLite schema upgrade copy every table).
+Count = BigInteger().with_variant(Integer(), "sqlite")
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -69,16 +75,16 @@ class Run(Base):
     duration_ms: Mapped[float | None] = mapped_column(Float)
     planner_duration_ms: Mapped[float | None] = mapped_column(Float)
     workflow_duration_ms: Mapped[float | None] = mapped_column(Float)
-    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    cache_creation_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    cache_read_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    thinking_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    cost_usd: Mapped[float | None] = mapped_column(Float)
-    unpriced_calls: Mapped[int] = mapped_column(Integer, default=0)
+    input_tokens: Mapped[int] = mapped_column(Count, default=0)
+    output_tokens: Mapped[int] = mapped_column(Count, default=0)
+    cache_creation_tokens: Mapped[int] = mapped_column(Count, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(Count, default=0)
+    thinking_tokens: Mapped[int] = mapped_column(Count, default=0)
+    cost_nanousd: Mapped[int | None] = mapped_column(Count)  # None when a call is unpriced
+    unpriced_calls: Mapped[int] = mapped_column(Count, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     host: Mapped[str | None] = mapped_column(Text)
-    pid: Mapped[int | None] = mapped_column(Integer)
+    pid: Mapped[int | None] = mapped_column(Count)
     ci_provider: Mapped[str | None] = mapped_column(Text)
     ci_job_id: Mapped[str | None] = mapped_column(Text)
     ci_git_sha: Mapped[str | None] = mapped_column(Text)
@@ -105,10 +111,10 @@ class NodeExecution(Base):
     start_offset_ms: Mapped[float] = mapped_column(Float)
     duration_ms: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(20))
-    attempts: Mapped[int] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Count)
     action: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
-    items: Mapped[int | None] = mapped_column(Integer)
+    items: Mapped[int | None] = mapped_column(Count)
 
     __table_args__ = (Index("ix_node_executions_run_id_seq", "run_id", "seq", unique=True),)
 
@@ -124,12 +130,12 @@ class LLMCall(Base):
     model: Mapped[str] = mapped_column(Text)
     resolved_model: Mapped[str | None] = mapped_column(Text)
     provider: Mapped[str | None] = mapped_column(Text)
-    input_tokens: Mapped[int] = mapped_column(Integer)
-    output_tokens: Mapped[int] = mapped_column(Integer)
-    cache_creation_tokens: Mapped[int] = mapped_column(Integer)
-    cache_read_tokens: Mapped[int] = mapped_column(Integer)
-    thinking_tokens: Mapped[int] = mapped_column(Integer)
-    cost_usd: Mapped[float | None] = mapped_column(Float)
+    input_tokens: Mapped[int] = mapped_column(Count)
+    output_tokens: Mapped[int] = mapped_column(Count)
+    cache_creation_tokens: Mapped[int] = mapped_column(Count)
+    cache_read_tokens: Mapped[int] = mapped_column(Count)
+    thinking_tokens: Mapped[int] = mapped_column(Count)
+    cost_nanousd: Mapped[int | None] = mapped_column(Count)  # None: nobody could price the model
     input_rate: Mapped[float | None] = mapped_column(Float)  # USD per million tokens
     output_rate: Mapped[float | None] = mapped_column(Float)
     cache_read_rate: Mapped[float | None] = mapped_column(Float)
@@ -160,7 +166,7 @@ class RollupDirtyDay(Base):
     __tablename__ = "rollup_dirty_days"
 
     day: Mapped[str] = mapped_column(String(10), primary_key=True)
-    version: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Count)
 
 
 class _RollupKey:
@@ -179,7 +185,7 @@ class _CallTotals:
     cache_creation_tokens: Mapped[int] = mapped_column(BigInteger)
     cache_read_tokens: Mapped[int] = mapped_column(BigInteger)
     thinking_tokens: Mapped[int] = mapped_column(BigInteger)
-    cost_usd: Mapped[float] = mapped_column(Float)
+    cost_nanousd: Mapped[int] = mapped_column(BigInteger)
     unpriced_calls: Mapped[int] = mapped_column(BigInteger)
 
 

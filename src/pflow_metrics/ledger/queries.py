@@ -17,7 +17,9 @@ from pflow_metrics.ledger.filters import Filters, call_conditions, run_condition
 from pflow_metrics.ledger.rollups import (CALL_KEYS, TOKEN_COLUMNS, TOTALS, day_expression, group, sketch_quantile,
                                           window_rows)
 from pflow_metrics.ledger.store import CALLS, RUNS, Ledger
+from pflow_metrics.money import ZERO, from_nanos, ratio, usd
 from pflow_metrics.record import RunRecord, utcnow
+from pflow_metrics.timewindow import EARLIEST
 
 COST_KEYS = ("model", "provider", "workflow", "node", "phase", "day", "week", "month")
 TOP = 5
@@ -43,7 +45,18 @@ def _keyed(rows: list[dict[str, Any]], keys: list[str]) -> Iterator[dict[str, An
 
 
 def _numbers(row: dict[str, Any]) -> dict[str, Any]:
-    return {**{name: int(row[name]) for name in TOTALS if name != "cost_usd"}, "cost_usd": float(row["cost_usd"])}
+    """Counts as ints and the cost as exact dollars: None when no call was priced (unknown is
+    not zero), a lower bound (`cost_is_lower_bound`) when some were not."""
+    numbers = {name: int(row[name]) for name in TOTALS if name != "cost_nanousd"}
+    unpriced = numbers["unpriced_calls"]
+    numbers["cost_usd"] = None if unpriced and unpriced == numbers["calls"] else from_nanos(row["cost_nanousd"])
+    numbers["cost_is_lower_bound"] = bool(unpriced) and numbers["cost_usd"] is not None
+    return numbers
+
+
+def _cost(row: dict[str, Any]) -> Any:
+    """A cost for sorting and sharing: unknown counts as nothing."""
+    return row["cost_usd"] if row["cost_usd"] is not None else ZERO
 
 
 def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -71,10 +84,12 @@ def cost_by(ledger: Ledger, filters: Filters, keys: list[str]) -> dict[str, Any]
     for row in totals:
         index = tuple(row[k] for k in by)
         result.append({**{key: row[f"by:{key}"] for key in keys}, **_numbers(row), "runs": runs.get(index, 0)})
-    result.sort(key=lambda row: (-row["cost_usd"], *(str(row[key]) for key in keys)))
+    result.sort(key=lambda row: (-_cost(row), *(str(row[key]) for key in keys)))
     total = {**_totals(rows.calls), "runs": runs_total}
     for row in result:
-        row["share"] = row["cost_usd"] / total["cost_usd"] if total["cost_usd"] else 0.0
+        # Each row's part of the priced total; None for a row nobody could price.
+        row["share"] = (ratio(row["cost_usd"], total["cost_usd"]) if total["cost_usd"] else ZERO) \
+            if row["cost_usd"] is not None else None
     return {"rows": result, "total": total}
 
 
@@ -100,10 +115,13 @@ def _runs_by_call_keys(ledger: Ledger, filters: Filters, keys: list[str]) -> tup
 
 def list_runs(ledger: Ledger, filters: Filters, limit: int = 20) -> list[dict[str, Any]]:
     query = (select(RUNS.c.id, RUNS.c.workflow, RUNS.c.status, RUNS.c.started_at, RUNS.c.duration_ms,
-                    RUNS.c.cost_usd, RUNS.c.unpriced_calls, RUNS.c.input_tokens, RUNS.c.output_tokens, RUNS.c.error)
+                    RUNS.c.cost_nanousd, RUNS.c.unpriced_calls, RUNS.c.input_tokens, RUNS.c.output_tokens, RUNS.c.error)
              .where(*run_conditions(filters)).order_by(RUNS.c.started_at.desc()).limit(limit))
     with ledger.reading() as conn:
-        return [dict(row._mapping) for row in conn.execute(query)]
+        rows = [dict(row._mapping) for row in conn.execute(query)]
+    for row in rows:  # cost_usd: what the priced calls cost (a lower bound when unpriced_calls > 0)
+        row["cost_usd"] = from_nanos(row.pop("cost_nanousd") or 0)
+    return rows
 
 
 def report(ledger: Ledger, filters: Filters) -> dict[str, Any]:
@@ -114,20 +132,23 @@ def report(ledger: Ledger, filters: Filters) -> dict[str, Any]:
     runs = sum(statuses.values())
     totals = _totals(runs_rows)
     durations = group(runs_rows, (), (), ("durations",))[0]["durations"] if runs_rows else {}
-    workflows = sorted(group(runs_rows, ("workflow",), ("runs", "cost_usd")), key=lambda row: -row["cost_usd"])
-    node_costs = sorted(group(rows.calls, ("workflow", "node_id"), ("cost_usd",)), key=lambda row: -row["cost_usd"])
+    workflows = sorted(({"workflow": row["workflow"], "runs": row["runs"], **_numbers(row)}
+                        for row in group(runs_rows, ("workflow",), ("runs", *TOTALS))), key=lambda row: -_cost(row))
+    node_costs = sorted(({"workflow": row["workflow"], "node_id": row["node_id"], **_numbers(row)}
+                         for row in group(rows.calls, ("workflow", "node_id"), TOTALS)), key=lambda row: -_cost(row))
     slowest = sorted(({"workflow": row["workflow"], "node_id": row["node_id"],
                        "p95_ms": sketch_quantile(row["durations"], 0.95), "executions": row["executions"]}
                       for row in group(rows.nodes, ("workflow", "node_id"), ("executions",), ("durations",))),
                      key=lambda row: -row["p95_ms"])
     daily = window_rows(ledger, filters, ("runs",), by_day=True).runs
-    per_day = [{"day": row["period"], "cost_usd": row["cost_usd"]}
-               for row in sorted(group(daily, ("period",), ("cost_usd",)), key=lambda row: row["period"])]
+    per_day = [{"day": row["period"], **_numbers(row)}
+               for row in sorted(group(daily, ("period",), TOTALS), key=lambda row: row["period"])]
     previous = None
-    if filters.since is not None:
-        end = filters.until or utcnow()
-        before = Filters(filters.since - (end - filters.since), filters.since, filters.workflows, filters.model,
-                         filters.status, filters.tags)
+    end = filters.until or utcnow()
+    if filters.since is not None and filters.since < end:
+        # The window as long as this one just before it, from the earliest a run may start.
+        before = Filters(max(EARLIEST, filters.since - (end - filters.since)), filters.since, filters.workflows,
+                         filters.model, filters.status, filters.tags)
         earlier = window_rows(ledger, before, ("runs",)).runs
         previous = {**_totals(earlier), "runs_total": sum(row["runs"] for row in earlier)}
     return {
@@ -135,7 +156,8 @@ def report(ledger: Ledger, filters: Filters) -> dict[str, Any]:
         "statuses": statuses,
         "success_rate": statuses.get("success", 0) / runs if runs else None,
         "cost_usd": totals["cost_usd"],
-        "cost_per_run": totals["cost_usd"] / runs if runs else None,
+        "cost_is_lower_bound": totals["cost_is_lower_bound"],
+        "cost_per_run": usd(totals["cost_usd"] / runs) if runs and totals["cost_usd"] is not None else None,
         "tokens": {name: totals[name] for name in TOKEN_COLUMNS},
         "llm_calls": totals["calls"],
         "duration_p50_ms": sketch_quantile(durations, 0.5),
@@ -150,7 +172,7 @@ def report(ledger: Ledger, filters: Filters) -> dict[str, Any]:
 
 
 def spend(ledger: Ledger, filters: Filters) -> dict[str, Any]:
-    """Priced spend and unpriced call count in the window, and each run's own cost."""
+    """Priced spend (exact) and unpriced call count in the window, and each run's own."""
     def of_run(*conditions):
         # Correlated per run, not a GROUP BY: SQLite would walk every run in id order to group.
         return select(*conditions).where(CALLS.c.run_id == RUNS.c.id,
@@ -159,11 +181,14 @@ def spend(ledger: Ledger, filters: Filters) -> dict[str, Any]:
     with ledger.reading() as conn:
         runs = [dict(row._mapping) for row in conn.execute(
             select(RUNS.c.id, RUNS.c.workflow, RUNS.c.started_at,
-                   of_run(func.coalesce(func.sum(CALLS.c.cost_usd), 0.0)).label("cost_usd"),
-                   of_run(func.count(CALLS.c.id) - func.count(CALLS.c.cost_usd)).label("unpriced_calls"))
+                   of_run(func.coalesce(func.sum(CALLS.c.cost_nanousd), 0)).label("cost_nanousd"),
+                   of_run(func.count(CALLS.c.id) - func.count(CALLS.c.cost_nanousd)).label("unpriced_calls"))
             .where(*run_conditions(filters)))]
-    return {"cost_usd": sum(float(run["cost_usd"]) for run in runs),
-            "unpriced_calls": sum(int(run["unpriced_calls"]) for run in runs), "runs": runs}
+    for run in runs:
+        run["cost_usd"] = from_nanos(run.pop("cost_nanousd"))
+        run["unpriced_calls"] = int(run["unpriced_calls"])
+    return {"cost_usd": sum((run["cost_usd"] for run in runs), ZERO),
+            "unpriced_calls": sum(run["unpriced_calls"] for run in runs), "runs": runs}
 
 
 def iter_records(ledger: Ledger, filters: Filters, chunk: int = 500) -> Iterator[RunRecord]:

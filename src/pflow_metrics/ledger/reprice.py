@@ -15,9 +15,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from decimal import Decimal
 
 from pflow_metrics.ledger.queries import Filters, iter_records
 from pflow_metrics.ledger.store import Ledger
+from pflow_metrics.money import ZERO
 from pflow_metrics.pricing import PROVIDER_REPORTED, price_call
 from pflow_metrics.record import LLMCallRecord, RunRecord, utcnow
 
@@ -30,11 +32,11 @@ class ModelChange:
 
     calls: int = 0
     calls_changed: int = 0  # calls whose stored cost, rates or source change
-    old_cost_usd: float = 0.0  # unpriced calls count as 0
-    new_cost_usd: float = 0.0
+    old_cost_usd: Decimal = ZERO  # unpriced calls count as 0
+    new_cost_usd: Decimal = ZERO
 
     @property
-    def delta_usd(self) -> float:
+    def delta_usd(self) -> Decimal:
         return self.new_cost_usd - self.old_cost_usd
 
 
@@ -44,8 +46,8 @@ class RepriceResult:
     runs_changed: int = 0
     calls: int = 0
     calls_changed: int = 0
-    old_cost_usd: float = 0.0
-    new_cost_usd: float = 0.0
+    old_cost_usd: Decimal = ZERO
+    new_cost_usd: Decimal = ZERO
     models: dict[str, ModelChange] = field(default_factory=dict)
     provider_reported: int = 0  # calls whose provider-reported cost was kept
     kept_old_cost: Counter[str] = field(default_factory=Counter)  # model -> calls no longer priced
@@ -53,7 +55,7 @@ class RepriceResult:
     running_skipped: int = 0  # runs left alone because they are still running
 
     @property
-    def delta_usd(self) -> float:
+    def delta_usd(self) -> Decimal:
         return self.new_cost_usd - self.old_cost_usd
 
 
@@ -89,18 +91,16 @@ def _reprice_run(record: RunRecord, at: datetime, result: RepriceResult) -> bool
         fresh = _priced_today(call, at, result)
         model = result.models.setdefault(call.model, ModelChange())
         model.calls += 1
-        model.old_cost_usd += call.cost_usd or 0.0
-        model.new_cost_usd += fresh.cost_usd or 0.0
+        model.old_cost_usd += call.cost_usd or ZERO
+        model.new_cost_usd += fresh.cost_usd or ZERO
         result.calls += 1
-        result.old_cost_usd += call.cost_usd or 0.0
-        result.new_cost_usd += fresh.cost_usd or 0.0
+        result.old_cost_usd += call.cost_usd or ZERO
+        result.new_cost_usd += fresh.cost_usd or ZERO
         if (fresh.cost_usd, fresh.rates, fresh.price_source) != (call.cost_usd, call.rates, call.price_source):
             model.calls_changed += 1
             result.calls_changed += 1
             record.llm_calls[index] = fresh
             changed = True
-    if changed:
-        record.compute_totals()
     return changed
 
 

@@ -29,7 +29,7 @@ from pflow_metrics.ledger.store import CALLS, DIRTY_DAYS, NODES, RUNS, Ledger, u
 from pflow_metrics.record import TOKEN_KINDS
 
 TOKEN_COLUMNS = tuple(f"{kind}_tokens" for kind in TOKEN_KINDS)
-TOTALS = ("calls", *TOKEN_COLUMNS, "cost_usd", "unpriced_calls")
+TOTALS = ("calls", *TOKEN_COLUMNS, "cost_nanousd", "unpriced_calls")
 # cost --by keys that are properties of a call, and their columns.
 CALL_KEYS = {"model": "model", "provider": "provider", "node": "node_id", "phase": "phase"}
 KEY = ("period", "workflow", "status")
@@ -40,6 +40,10 @@ TABLES = {
     "nodes": RollupNodes.__table__,
 }
 ONE_DAY = timedelta(days=1)
+# More days than this waiting to be rebuilt in one window (a ledger that cannot be written):
+# read the window from raw rows rather than stitch that many ranges into one statement.
+MAX_DIRTY_RANGES = 64
+REBUILD_CHUNK = 64
 # Serializes refreshes on PostgreSQL (SQLite's BEGIN IMMEDIATE already does).
 REFRESH_LOCK = 7283402
 
@@ -147,8 +151,8 @@ def raw_rows(conn, filters: Filters, ranges: list[tuple[datetime, datetime]],
             select(day, RUNS.c.workflow, RUNS.c.status, CALLS.c.model, CALLS.c.provider, CALLS.c.node_id,
                    CALLS.c.phase, func.count().label("calls"),
                    *(func.coalesce(func.sum(CALLS.c[name]), 0).label(name) for name in TOKEN_COLUMNS),
-                   func.coalesce(func.sum(CALLS.c.cost_usd), 0.0).label("cost_usd"),
-                   func.sum(case((CALLS.c.cost_usd.is_(None), 1), else_=0)).label("unpriced_calls"))
+                   func.coalesce(func.sum(CALLS.c.cost_nanousd), 0).label("cost_nanousd"),
+                   func.sum(case((CALLS.c.cost_nanousd.is_(None), 1), else_=0)).label("unpriced_calls"))
             .select_from(joined).where(*calls_where)
             .group_by(day, RUNS.c.workflow, RUNS.c.status, CALLS.c.model, CALLS.c.provider, CALLS.c.node_id,
                       CALLS.c.phase))]
@@ -194,25 +198,27 @@ def raw_rows(conn, filters: Filters, ranges: list[tuple[datetime, datetime]],
 # -- refreshing -------------------------------------------------------------------------------
 
 
-def refresh(ledger: Ledger, days: Iterable[str] | None = None) -> set[str]:
-    """Rebuild the roll-ups of the dirty days among `days` (every dirty day when None) and of
-    their months. Returns the days that are still dirty (all of them if the ledger cannot be
-    written now: readers then use raw rows for them)."""
-    wanted = None if days is None else set(days)
+def refresh(ledger: Ledger, first_day: str | None = None, end_day: str | None = None) -> set[str]:
+    """Rebuild the roll-ups of the dirty days in [first_day, end_day) (every dirty day when not
+    given) and of their months. Returns the days that are still dirty (all of them if the
+    ledger cannot be written now: readers then use raw rows for them)."""
+    def wanted(day: str) -> bool:
+        return (first_day is None or day >= first_day) and (end_day is None or day < end_day)
+
     dirty = dirty_days(ledger)
-    if not (dirty if wanted is None else dirty & wanted):  # the usual case: no write lock taken
+    if not any(map(wanted, dirty)):  # the usual case: no write lock taken
         return dirty
     try:
         with ledger.writing() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFRESH_LOCK})
-            dirty = dict(conn.execute(select(DIRTY_DAYS.c.day, DIRTY_DAYS.c.version)).all())
-            todo = {day: version for day, version in dirty.items() if wanted is None or day in wanted}
+            versions = dict(conn.execute(select(DIRTY_DAYS.c.day, DIRTY_DAYS.c.version)).all())
+            todo = {day: version for day, version in versions.items() if wanted(day)}
             if todo:
-                _rebuild(conn, todo, set(dirty) - set(todo))
+                _rebuild(conn, todo, set(versions) - set(todo))
     except LedgerUnavailable:  # read-only, locked or down: answer from raw rows
         return dirty_days(ledger)
-    return set(dirty) - set(todo)
+    return set(versions) - set(todo)
 
 
 def dirty_days(ledger: Ledger) -> set[str]:
@@ -223,30 +229,35 @@ def dirty_days(ledger: Ledger) -> set[str]:
 
 def _rebuild(conn, todo: dict[str, int], still_dirty: set[str]) -> None:
     days = sorted(todo)
-    months = sorted({day[:7] for day in days})
-    for table in TABLES.values():
-        conn.execute(delete(table).where(table.c.period.in_([*days, *months])))
-    _insert(conn, raw_rows(conn, Filters(), _day_ranges(days)))
-    for month in months:
-        month_days = _days_of_month(month)
-        if still_dirty.isdisjoint(month_days):
-            _rebuild_month(conn, month, month_days)
+    # A few days per statement: SQLite limits bound variables and expression depth.
+    for start in range(0, len(days), REBUILD_CHUNK):
+        chunk = days[start:start + REBUILD_CHUNK]
+        for table in TABLES.values():
+            conn.execute(delete(table).where(table.c.period.in_(chunk)))
+        _insert(conn, raw_rows(conn, Filters(), _day_ranges(chunk)))
+    for month in sorted({day[:7] for day in days}):
+        for table in TABLES.values():
+            conn.execute(delete(table).where(table.c.period == month))
+        if still_dirty.isdisjoint(_days_of_month(month)):
+            _rebuild_month(conn, month)
     # Only if no write has changed the day since we read its version.
     conn.execute(delete(DIRTY_DAYS).where(DIRTY_DAYS.c.day == bindparam("d"), DIRTY_DAYS.c.version == bindparam("v")),
                  [{"d": day, "v": version} for day, version in todo.items()])
 
 
-def _rebuild_month(conn, month: str, month_days: list[str]) -> None:
+def _rebuild_month(conn, month: str) -> None:
     """The month's rows are its days' rows summed: in SQL where the sums are plain, in Python
     where duration sketches merge."""
+    start = datetime.fromisoformat(f"{month}-01").replace(tzinfo=UTC)
+    days = WindowPlan(days=[_day_texts((start, _next_month(start)))])
     for name in ("calls", "call_runs"):
         table = TABLES[name]
         keys = [column for column in table.c if column.name not in ("id", "period", "runs", *TOTALS)]
         sums = [func.sum(column).label(column.name) for column in table.c if column.name in ("runs", *TOTALS)]
         conn.execute(table.insert().from_select(
             ["period", *(column.name for column in keys), *(column.name for column in sums)],
-            select(literal(month), *keys, *sums).where(table.c.period.in_(month_days)).group_by(*keys)))
-    rows = read_rollups(conn, Filters(), month_days, ("runs", "nodes"))
+            select(literal(month), *keys, *sums).where(_periods(table, days)).group_by(*keys)))
+    rows = read_rollups(conn, Filters(), days, ("runs", "nodes"))
     key = ("workflow", "status")
     _insert(conn, Rows(runs=group(rows.runs, key, ("runs", *TOTALS), ("durations",)),
                        nodes=group(rows.nodes, (*key, "node_id"), ("executions",), ("durations",))), period=month)
@@ -262,16 +273,16 @@ def _insert(conn, rows: Rows, period: str | None = None) -> None:
 # -- reading ----------------------------------------------------------------------------------
 
 
-def read_rollups(conn, filters: Filters, periods: list[str], tables: Iterable[str] = tuple(TABLES),
+def read_rollups(conn, filters: Filters, plan: WindowPlan, tables: Iterable[str] = tuple(TABLES),
                  sketches: bool = True) -> Rows:
-    """Roll-up rows of these periods that match the workflow, status and model filters
-    (without their duration sketches unless `sketches`)."""
+    """Roll-up rows of the plan's months and days that match the workflow, status and model
+    filters (without their duration sketches unless `sketches`)."""
     rows = Rows()
-    if not periods:
+    if not (plan.months or plan.days):
         return rows
     for name in tables:
         table = TABLES[name]
-        where = [table.c.period.in_(periods)]
+        where = [_periods(table, plan)]
         if filters.workflows:
             where.append(workflow_condition(table.c.workflow, filters.workflows))
         if filters.status:
@@ -284,6 +295,58 @@ def read_rollups(conn, filters: Filters, periods: list[str], tables: Iterable[st
         names = [column.name for column in columns]
         getattr(rows, name).extend(dict(zip(names, row)) for row in conn.execute(select(*columns).where(*where)))
     return rows
+
+
+def _periods(table, plan: WindowPlan):
+    """The plan's roll-up periods as ranges of text: months are 7 characters, days 10."""
+    period = table.c.period
+    return or_(*(and_(period >= start, period < end, func.length(period) == width)
+                 for width, spans in ((7, plan.months), (10, plan.days)) for start, end in spans))
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """Where each part of a window is read from. Ranges are half-open; roll-up periods are
+    compared as text ('YYYY-MM' months, 'YYYY-MM-DD' days), so a plan is a few ranges whatever
+    the window's length: a window from 1970 to now is not 20,000 listed days."""
+
+    months: list[tuple[str, str]] = field(default_factory=list)  # month roll-up rows
+    days: list[tuple[str, str]] = field(default_factory=list)  # day roll-up rows
+    raw: list[tuple[datetime, datetime]] = field(default_factory=list)  # raw rows
+
+
+def plan_window(first_run: datetime, last_run: datetime, since: datetime | None, until: datetime | None,
+                dirty: set[str], by_day: bool = False) -> WindowPlan:
+    """Plan a window [since, until) over runs that started from `first_run` to `last_run`:
+    whole UTC days from roll-ups (by month where a whole month is clean and inside the window,
+    unless `by_day`), the partial days at the edges and the `dirty` days from raw rows."""
+    first, last = _floor_day(first_run), _floor_day(last_run) + ONE_DAY
+    whole_from = _ceil_day(since) if since else first
+    whole_to = _floor_day(until) if until else last
+    lo, hi = max(whole_from, first), min(whole_to, last)  # days without runs have no rows
+    dirty_days = sorted(day for day in dirty if lo <= _day_start(day) < hi)
+    if whole_from >= whole_to or len(dirty_days) > MAX_DIRTY_RANGES:
+        # Nothing whole, or a ledger too stale to stitch: one raw range is simpler and right.
+        return WindowPlan(raw=[(since or first, until or last)])
+    raw = [*([(since, whole_from)] if since and since < whole_from else []),
+           *_day_ranges(dirty_days),
+           *([(whole_to, until)] if until and whole_to < until else [])]
+    if lo >= hi:
+        return WindowPlan(raw=raw)
+    clean = _subtract([(lo, hi)], [(_day_start(day), _day_start(day) + ONE_DAY) for day in dirty_days])
+    if by_day:
+        return WindowPlan(days=[_day_texts(span) for span in clean], raw=raw)
+    # A month is whole when the window covers it or no run lies outside the window in it, and
+    # is read by month only when none of its days waits to be rebuilt (only then are its rows).
+    month_from = _month_start(whole_from, up=True) if since else _month_start(first, up=False)
+    month_to = _month_start(whole_to, up=False) if until else _month_start(last, up=True)
+    month_from = max(month_from, _month_start(lo, up=False))
+    month_to = min(month_to, _month_start(hi, up=True))
+    stale = sorted({_month_start(_day_start(day), up=False) for day in dirty})
+    months = _subtract([(month_from, month_to)] if month_from < month_to else [],
+                       [(month, _next_month(month)) for month in stale])
+    return WindowPlan(months=[(utc_day(a)[:7], utc_day(b)[:7]) for a, b in months],
+                      days=[_day_texts(span) for span in _subtract(clean, months)], raw=raw)
 
 
 def window_rows(ledger: Ledger, filters: Filters, tables: Iterable[str] = tuple(TABLES),
@@ -301,50 +364,43 @@ def window_rows(ledger: Ledger, filters: Filters, tables: Iterable[str] = tuple(
         bounds = [conn.execute(select(edge(RUNS.c.started_at))).scalar() for edge in (func.min, func.max)]
     if bounds[0] is None:
         return Rows()
-    start = filters.since
-    end = filters.until
-    # Whole UTC days of the window come from roll-ups; an open end reaches past the last run.
     first, last = _floor_day(bounds[0]), _floor_day(bounds[1]) + ONE_DAY
-    whole_from = _ceil_day(start) if start else first
-    whole_to = _floor_day(end) if end else last
-    model_for_runs = filters.model and {"runs", "nodes"} & set(tables)
-    if filters.tags or model_for_runs or whole_from >= whole_to:
-        with ledger.reading() as conn:
-            return raw_rows(conn, filters, [(start or first, end or last)], tables)
-    # Days without runs have no roll-up rows: only those from the first to the last run matter.
-    lo, hi = max(whole_from, first), min(whole_to, last)
-    days = [utc_day(lo + ONE_DAY * i) for i in range(max(0, (hi - lo).days))]
-    still_dirty = refresh(ledger, days)
-    dirty = still_dirty.intersection(days)
-    ranges = [*([(start, whole_from)] if start and start < whole_from else []),
-              *_day_ranges(sorted(dirty)),
-              *([(whole_to, end)] if end and whole_to < end else [])]
-    clean = [day for day in days if day not in dirty]
-    # A month is whole when the window covers it or no run lies outside the window in it.
-    month_from = whole_from if start else first.replace(day=1)
-    month_to = whole_to if end else _next_month(last - ONE_DAY)
-    periods = clean if by_day else _with_months(clean, month_from, month_to, still_dirty)
+    start = max(_ceil_day(filters.since) if filters.since else first, first)
+    end = min(_floor_day(filters.until) if filters.until else last, last)
+    if filters.tags or (filters.model and {"runs", "nodes"} & set(tables)) or start >= end:
+        plan = WindowPlan(raw=[(filters.since or first, filters.until or last)])
+    else:
+        still_dirty = refresh(ledger, utc_day(start), utc_day(end))
+        plan = plan_window(*bounds, filters.since, filters.until, still_dirty, by_day)
     with ledger.reading() as conn:
-        rows = read_rollups(conn, filters, periods, tables, sketches=not by_day)
-        rows.extend(raw_rows(conn, filters, ranges, tables))
+        rows = read_rollups(conn, filters, plan, tables, sketches=not by_day)
+        rows.extend(raw_rows(conn, filters, plan.raw, tables))
     return rows
 
 
-def _with_months(days: list[str], month_from: datetime, month_to: datetime, dirty: set[str]) -> list[str]:
-    """Replace the days of each month that lies in [month_from, month_to) by the month, when no
-    day of it is dirty (its month rows are rebuilt only then)."""
-    periods = []
-    by_month: dict[str, list[str]] = {}
-    for day in days:
-        by_month.setdefault(day[:7], []).append(day)
-    for month, month_days in by_month.items():
-        every_day = _days_of_month(month)
-        inside = month_from <= _day_start(every_day[0]) and _day_start(every_day[-1]) + ONE_DAY <= month_to
-        if inside and dirty.isdisjoint(every_day):
-            periods.append(month)
-        else:
-            periods.extend(month_days)
-    return periods
+def _subtract(spans: list[tuple[datetime, datetime]], holes: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """The parts of sorted, disjoint `spans` outside every one of the sorted `holes`."""
+    result = []
+    for start, end in spans:
+        for hole_start, hole_end in holes:
+            if hole_end <= start or hole_start >= end:
+                continue
+            if hole_start > start:
+                result.append((start, hole_start))
+            start = max(start, hole_end)
+        if start < end:
+            result.append((start, end))
+    return result
+
+
+def _day_texts(span: tuple[datetime, datetime]) -> tuple[str, str]:
+    return utc_day(span[0]), utc_day(span[1])
+
+
+def _month_start(moment: datetime, up: bool) -> datetime:
+    """The start of `moment`'s month, or of the next month when `up` and `moment` is not one."""
+    start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return _next_month(start) if up and start != moment else start
 
 
 def _days_of_month(month: str) -> list[str]:
@@ -365,7 +421,7 @@ def _day_ranges(days: list[str]) -> list[tuple[datetime, datetime]]:
 
 
 def _day_start(day: str) -> datetime:
-    return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
+    return datetime.fromisoformat(day).replace(tzinfo=UTC)
 
 
 def _floor_day(moment: datetime) -> datetime:

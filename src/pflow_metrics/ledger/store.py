@@ -28,13 +28,13 @@ from pflow_metrics.ledger.engine import (
     write_connection,
 )
 from pflow_metrics.ledger.models import LLMCall, NodeExecution, RollupDirtyDay, Run
-from pflow_metrics.record import LLMCallRecord, NodeRecord, RunRecord, Tokens, utcnow
+from pflow_metrics.money import from_nanos, to_nanos
+from pflow_metrics.record import MAX_RUN_ID, RATE_KEYS, LLMCallRecord, NodeRecord, RunRecord, utcnow
 
 RUNS = Run.__table__
 NODES = NodeExecution.__table__
 CALLS = LLMCall.__table__
 DIRTY_DAYS = RollupDirtyDay.__table__
-RATE_KEYS = ("input", "output", "cache_read", "cache_creation")
 # Built once: statements with bound parameters are compiled once and cached by SQLAlchemy.
 _IDS = bindparam("ids", expanding=True)
 DELETE_NODES = delete(NODES).where(NODES.c.run_id.in_(_IDS))
@@ -49,11 +49,26 @@ class Ledger:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str | None = None, *, upgrade: bool = True) -> Ledger:
-        """Open the ledger at `url` (default: --db / $PFLOW_METRICS_DB / $PFLOW_HOME/metrics.db)."""
-        engine = create_ledger_engine(ledger_url(url))
+    def open(cls, url: str | None = None, *, upgrade: bool = True, create: bool | None = None) -> Ledger:
+        """Open the ledger at `url` (default: --db / $PFLOW_METRICS_DB / $PFLOW_HOME/metrics.db).
+
+        Writers (`upgrade=True`) create a new ledger or the schema in an empty database and
+        upgrade an older one. Readers (`upgrade=False`) never create or change anything: no
+        ledger there yet is NoLedger, an older schema a LedgerError that says to upgrade it.
+        `create` (default: `upgrade`) alone decides whether a missing or empty ledger is
+        created. Another application's database is always a LedgerError, left untouched.
+        """
+        from pflow_metrics.ledger.engine import HEAD_REVISION
+
+        create = upgrade if create is None else create
+        engine = create_ledger_engine(ledger_url(url), create=create)
         try:
-            ensure_schema(engine, upgrade=upgrade)
+            found = ensure_schema(engine, upgrade=upgrade, create=create)
+            if not upgrade and found != HEAD_REVISION:
+                raise LedgerError(
+                    f"ledger {describe_location(engine)} has schema {found}, older than this pflow-metrics "
+                    f"({HEAD_REVISION}); run `pflow-metrics db upgrade` (or record a run) first"
+                )
         except BaseException:
             engine.dispose()
             raise
@@ -129,12 +144,21 @@ class Ledger:
     def mark_crashed_runs(self, crash_after: timedelta | None = None) -> int:
         """Mark runs left 'running' by processes that are gone as 'crashed'. Returns how many.
 
-        On this host a run is dead when its pid is; elsewhere when its heartbeat is older than
-        `crash_after` (default $PFLOW_CRASH_AFTER seconds, else 10 minutes).
+        A run whose heartbeat (refreshed every minute by its writer) is older than `crash_after`
+        (default: $PFLOW_CRASH_AFTER, else 10 minutes) is dead, on any host: a pid alone cannot
+        tell, since pids are reused and a run inside a PID namespace records a pid that means
+        another process here. On this host a run is dead sooner when no process has its pid, or
+        the process that has it started after the run did. No stored value makes this fail.
         """
-        crash_after = crash_after or timedelta(seconds=float(os.environ.get("PFLOW_CRASH_AFTER") or 600))
+        if crash_after is None:
+            from pflow_metrics.config import crash_after as configured_crash_after
+
+            crash_after = configured_crash_after()
         here = host_name()
-        stale = utcnow() - crash_after
+        try:
+            stale = utcnow() - crash_after
+        except OverflowError:  # longer than the calendar: no heartbeat is that old
+            stale = None
         with self.reading() as conn:
             running = conn.execute(
                 select(RUNS.c.id, RUNS.c.host, RUNS.c.pid, RUNS.c.heartbeat_at, RUNS.c.started_at)
@@ -142,8 +166,8 @@ class Ledger:
             ).all()
         dead = [
             run for run in running
-            if (run.host == here and run.pid is not None and not _pid_alive(run.pid))
-            or (run.host != here and run.heartbeat_at is not None and run.heartbeat_at < stale)
+            if (stale is not None and (run.heartbeat_at or run.started_at) < stale)
+            or (run.host == here and run.pid is not None and not _pid_alive(run.pid, run.started_at))
         ]
         if dead:
             with self.writing() as conn:
@@ -172,6 +196,8 @@ class Ledger:
 
     def resolve_run_id(self, prefix: str) -> str:
         """The one run id starting with `prefix`; UsageError if none or several match."""
+        if len(prefix) > MAX_RUN_ID:  # no id is that long: no need to ask (nor to build a LIKE)
+            raise UsageError(f"no run matches {prefix[:MAX_RUN_ID]!r}...")
         pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         with self.reading() as conn:
             ids = conn.execute(
@@ -211,14 +237,32 @@ class Ledger:
         return _Transaction(self.engine, write=False)
 
 
-def _pid_alive(pid: int) -> bool:
+def _pid_alive(pid: int, run_started_at: datetime | None = None) -> bool:
+    """Whether a process on this host has `pid` and may be the one that started a run at
+    `run_started_at`. A pid no process can have (0 or less, past the kernel's range, not an
+    int) is not alive; nor is one held by a process that started after the run did (the pid
+    was reused: Linux's /proc/<pid>/stat start time, in clock ticks since boot, plus the boot
+    time). Where /proc cannot tell, a pid that exists counts as alive (the heartbeat decides)."""
+    if type(pid) is not int or pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
     except PermissionError:  # alive, owned by someone else
+        pass
+    except (OSError, OverflowError, ValueError):  # no such process, or a pid too large for the kernel
+        return False
+    if run_started_at is None:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            start_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])  # field 22; the name may hold ") "
+        with open("/proc/stat", encoding="ascii", errors="replace") as stat:
+            boot = next(int(line.split()[1]) for line in stat if line.startswith("btime "))
+        process_started = boot + start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return True
+    # A run starts after its process; the slack covers whole-second boot time and clock steps.
+    return process_started <= run_started_at.timestamp() + 5.0
 
 
 class _Transaction:
@@ -266,7 +310,7 @@ def _upsert_statement(dialect: str):
 
 
 def utc_day(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d")
+    return moment.astimezone(UTC).date().isoformat()  # four-digit years, unlike strftime's %Y
 
 
 def _mark_days(conn, moments: Iterable[datetime]) -> None:
@@ -295,9 +339,34 @@ def _insert(dialect: str):
     return insert
 
 
+def _storable(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with text neither engine can hold made storable, the same way on both: a NUL
+    (PostgreSQL refuses it) and a lone surrogate (not UTF-8) become U+FFFD. A NUL in a shell
+    node's stderr must not lose the run."""
+    for key, value in row.items():
+        if isinstance(value, str):
+            row[key] = _storable_text(value)
+        elif isinstance(value, dict):
+            row[key] = {_storable_text(k): _storable_text(v) for k, v in value.items()}
+    return row
+
+
+def _storable_text(text: str) -> str:
+    if text.isascii():
+        if "\x00" in text:
+            return text.replace("\x00", "\ufffd")
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text.replace("\x00", "\ufffd")
+
+
 def _run_row(record: RunRecord) -> dict[str, Any]:
     ci = record.ci or {}
-    return {
+    tokens = record.tokens
+    return _storable({
         "id": record.run_id,
         "workflow": record.workflow,
         "status": record.status,
@@ -307,12 +376,12 @@ def _run_row(record: RunRecord) -> dict[str, Any]:
         "duration_ms": record.duration_ms,
         "planner_duration_ms": record.planner_duration_ms,
         "workflow_duration_ms": record.workflow_duration_ms,
-        "input_tokens": record.tokens.input,
-        "output_tokens": record.tokens.output,
-        "cache_creation_tokens": record.tokens.cache_creation,
-        "cache_read_tokens": record.tokens.cache_read,
-        "thinking_tokens": record.tokens.thinking,
-        "cost_usd": record.cost_usd,
+        "input_tokens": tokens.input,
+        "output_tokens": tokens.output,
+        "cache_creation_tokens": tokens.cache_creation,
+        "cache_read_tokens": tokens.cache_read,
+        "thinking_tokens": tokens.thinking,
+        "cost_nanousd": to_nanos(record.priced_cost_usd),
         "unpriced_calls": record.unpriced_calls,
         "error": record.error,
         "host": record.host,
@@ -323,12 +392,12 @@ def _run_row(record: RunRecord) -> dict[str, Any]:
         "ci_git_branch": ci.get("git_branch"),
         "tags": record.tags,
         "tool_version": record.tool_version,
-    }
+    })
 
 
 def _node_rows(record: RunRecord, start: int = 0) -> list[dict[str, Any]]:
     return [
-        {
+        _storable({
             "run_id": record.run_id,
             "seq": seq,
             "node_id": node.node_id,
@@ -341,7 +410,7 @@ def _node_rows(record: RunRecord, start: int = 0) -> list[dict[str, Any]]:
             "action": node.action,
             "error": node.error,
             "items": node.items,
-        }
+        })
         for seq, node in enumerate(record.nodes[start:], start)
     ]
 
@@ -350,7 +419,7 @@ def _call_rows(record: RunRecord, start: int = 0) -> list[dict[str, Any]]:
     rows = []
     for seq, call in enumerate(record.llm_calls[start:], start):
         rates = call.rates or {}
-        rows.append(
+        rows.append(_storable(
             {
                 "run_id": record.run_id,
                 "seq": seq,
@@ -364,7 +433,7 @@ def _call_rows(record: RunRecord, start: int = 0) -> list[dict[str, Any]]:
                 "cache_creation_tokens": call.cache_creation_tokens,
                 "cache_read_tokens": call.cache_read_tokens,
                 "thinking_tokens": call.thinking_tokens,
-                "cost_usd": call.cost_usd,
+                "cost_nanousd": to_nanos(call.cost_usd),
                 "input_rate": rates.get("input"),
                 "output_rate": rates.get("output"),
                 "cache_read_rate": rates.get("cache_read"),
@@ -375,7 +444,7 @@ def _call_rows(record: RunRecord, start: int = 0) -> list[dict[str, Any]]:
                 "prompt": call.prompt,
                 "response": call.response,
             }
-        )
+        ))
     return rows
 
 
@@ -399,12 +468,6 @@ def _record_from_rows(run, nodes, calls) -> RunRecord:
         duration_ms=run.duration_ms,
         planner_duration_ms=run.planner_duration_ms,
         workflow_duration_ms=run.workflow_duration_ms,
-        cost_usd=run.cost_usd,
-        unpriced_calls=run.unpriced_calls,
-        tokens=Tokens(
-            run.input_tokens, run.output_tokens, run.cache_creation_tokens, run.cache_read_tokens,
-            run.thinking_tokens,
-        ),
         error=run.error,
         host=run.host,
         pid=run.pid,
@@ -430,7 +493,7 @@ def _call_from_row(row) -> LLMCallRecord:
         node_id=row.node_id, phase=row.phase, model=row.model, resolved_model=row.resolved_model,
         provider=row.provider, input_tokens=row.input_tokens, output_tokens=row.output_tokens,
         cache_creation_tokens=row.cache_creation_tokens, cache_read_tokens=row.cache_read_tokens,
-        thinking_tokens=row.thinking_tokens, cost_usd=row.cost_usd, rates=rates or None,
+        thinking_tokens=row.thinking_tokens, cost_usd=from_nanos(row.cost_nanousd), rates=rates or None,
         price_source=row.price_source, duration_ms=row.duration_ms, started_at=row.started_at,
         prompt=row.prompt, response=row.response,
     )

@@ -1,8 +1,8 @@
 """The instrumentation's one door into the ledger: begin, journal progress, finish.
 
 It never raises into the workflow it observes. A ledger that cannot be opened or written
-turns into one warning and a spooled run record (see spool.py), ingested the next time a run
-finishes with the ledger writable.
+turns into one warning and a run record spooled for that ledger (see spool.py), ingested the
+next time a run finishes with that same ledger writable.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import threading
 import time
 import warnings
 
-from pflow_metrics.errors import PflowMetricsError
+from pflow_metrics.errors import LedgerUnavailable, PflowMetricsError
 from pflow_metrics.ledger.spool import drain_spool, spool_record
 from pflow_metrics.record import RunRecord
 
@@ -45,7 +45,13 @@ class LedgerWarning(UserWarning):
 
 class RunWriter:
     def __init__(self, url: str | None, record: RunRecord):
+        from pflow_metrics.config import ledger_url
+
         self.url = url
+        try:  # the ledger this record belongs to, spooled or not
+            self.target = ledger_url(url)
+        except (OSError, RuntimeError, ValueError):  # a path that cannot be resolved: opening it fails too
+            self.target = url
         self.record = record
         self.ledger = None
         self.spooled_to = None
@@ -78,18 +84,24 @@ class RunWriter:
         last_write = time.perf_counter()
         while True:
             with self._wake:
-                if not self._pending:
+                # `_stopped` and `_pending` are read under the lock they are set under, before
+                # waiting: a stop requested while the last journal write ran is never missed.
+                if not self._pending and not self._stopped:
                     self._wake.wait(HEARTBEAT_INTERVAL_S)
                 if self._stopped:
                     return
-            # Group what arrives within the interval into one commit.
-            time.sleep(max(0.0, last_write + JOURNAL_INTERVAL_S - time.perf_counter()))
-            with self._wake:
+                # Group what arrives within the interval into one commit; a stop ends the wait.
+                self._wake.wait_for(lambda: self._stopped,
+                                    max(0.0, last_write + JOURNAL_INTERVAL_S - time.perf_counter()))
                 if self._stopped:
                     return
                 self._pending = False
             try:
                 self._written = self.ledger.journal(self.record, *self._written)
+            except LedgerUnavailable as exc:
+                # Locked or down for now: what was not written goes with the next attempt, and
+                # heartbeats go on, since readers take a run without one for a crashed run.
+                self._problem = exc
             except PflowMetricsError as exc:
                 self._problem = exc
                 return
@@ -114,15 +126,18 @@ class RunWriter:
             problem = exc
         else:
             try:
-                drain_spool(self.ledger)
+                drain_spool(self.ledger, self.target)
             except (PflowMetricsError, OSError):  # this run is recorded; the spool waits for the next
                 pass
             return None
         try:
-            self.spooled_to = spool_record(self.record)
+            self.spooled_to = spool_record(self.record, self.target)
         except OSError as exc:
             message = f"pflow-metrics: run {self.record.run_id} was not recorded ({problem}); spooling failed too: {exc}"
         else:
             message = f"pflow-metrics: ledger not written ({problem}); run record spooled to {self.spooled_to}"
+        from pflow_metrics.redaction import redact_text
+
+        message = redact_text(message)  # the problem can quote the ledger URL or the driver's conninfo
         warnings.warn(message, LedgerWarning, stacklevel=2)
         return message

@@ -23,13 +23,15 @@ import os
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from pflow_metrics.config import pflow_home
 from pflow_metrics.errors import UsageError
-from pflow_metrics.record import LLMCallRecord
+from pflow_metrics.money import MAX_CALL_USD, usd
+from pflow_metrics.record import MAX_RATE_USD, LLMCallRecord
 
 PER_MILLION = 1_000_000
 PROVIDER_REPORTED = "provider"
@@ -98,7 +100,8 @@ def _read_overrides(path: str, _stamp: int) -> dict[str, Rates]:
             aliases = list(spec.get("aliases", []))
         except (KeyError, TypeError, ValueError):
             raise UsageError(
-                f"pricing file {path}: models.{model} needs numeric input and output rates >= 0"
+                f"pricing file {path}: models.{model} needs finite numeric input and output rates "
+                f"from 0 to {MAX_RATE_USD:,} USD per million tokens"
             ) from None
         for name in [model, *aliases]:
             found[str(name)] = rates
@@ -106,8 +109,8 @@ def _read_overrides(path: str, _stamp: int) -> dict[str, Rates]:
 
 
 def _rate(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_RATE_USD:
+        raise ValueError(value)  # nan and inf included
     return float(value)
 
 
@@ -167,19 +170,19 @@ def _optional_base(price: Any) -> float | None:
     return None if price is None else _base(price)
 
 
-def cost_of(call: LLMCallRecord, rates: Rates) -> float:
-    """USD for the call's buckets: uncached input, cache reads, cache writes and output.
+def cost_of(call: LLMCallRecord, rates: Rates) -> Decimal:
+    """Exact USD for the call's buckets: uncached input, cache reads, cache writes and output.
     Thinking tokens are part of output and are not priced again."""
-    rate = rates.as_dict()
-    return (
+    rate = {kind: usd(value) for kind, value in rates.as_dict().items()}
+    return usd((
         call.input_tokens * rate["input"]
         + call.cache_read_tokens * rate["cache_read"]
         + call.cache_creation_tokens * rate["cache_creation"]
         + call.output_tokens * rate["output"]
-    ) / PER_MILLION
+    ) / PER_MILLION)
 
 
-def _catalogue_cost(call: LLMCallRecord, price: Any) -> float:
+def _catalogue_cost(call: LLMCallRecord, price: Any) -> Decimal:
     """genai-prices' own arithmetic, so long-context tiers apply. Its input count includes the
     cache tokens (it subtracts them itself), unlike our uncached input bucket."""
     from genai_prices import Usage
@@ -190,7 +193,7 @@ def _catalogue_cost(call: LLMCallRecord, price: Any) -> float:
         cache_write_tokens=call.cache_creation_tokens,
         output_tokens=call.output_tokens,
     )
-    return float(price.calc_price(usage)["total_price"])
+    return usd(price.calc_price(usage)["total_price"])  # genai-prices computes in Decimal
 
 
 def price_call(call: LLMCallRecord, at: datetime | None = None) -> None:
@@ -218,7 +221,11 @@ def price_call(call: LLMCallRecord, at: datetime | None = None) -> None:
     call.cost_usd, call.rates, call.price_source = None, None, None
 
 
-def _apply(call: LLMCallRecord, rates: Rates, cost: float) -> None:
+def _apply(call: LLMCallRecord, rates: Rates, cost: Decimal) -> None:
+    # A cost past the most a call may cost is not a price anyone pays: leave the call unpriced.
+    if not cost <= MAX_CALL_USD:
+        call.cost_usd, call.rates, call.price_source = None, None, None
+        return
     call.cost_usd = cost
     call.rates = rates.as_dict()
     call.price_source = rates.source

@@ -1,7 +1,11 @@
 """Workflow IR 0.1.0: loading, validation and input binding, before anything runs.
 
 Every problem is reported, one line each, with the path of the offending field
-(`nodes[2].type: unknown node type 'lm' (did you mean 'llm'?)`).
+(`nodes[2].type: unknown node type 'lm' (did you mean 'llm'?)`): the first MAX_SHOWN_ERRORS of
+them, then one line that counts the rest. Validation takes time linear in the size of the
+workflow, however many nodes and problems it has; JSON nested deeper than MAX_DEPTH levels
+(containers within containers, the workflow object being level 1) is refused before anything
+walks it, since templates, traces and the ledger walk values recursively.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from pflow_metrics.errors import UsageError
 from pflow_metrics.runtime import templates
 
 IR_VERSION = "0.1.0"
+MAX_SHOWN_ERRORS = 20
+MAX_DEPTH = 100
 NODE_ID = re.compile(r"[A-Za-z_][\w-]*\Z")
 INPUT_TYPES = ("string", "number", "integer", "boolean", "object", "array")
 
@@ -40,44 +46,149 @@ def load_workflow(path: str | Path) -> dict[str, Any]:
 
 
 def parse_workflow(text: str, source: str = "workflow") -> dict[str, Any]:
+    """The parsed JSON of a workflow; bad JSON and JSON nested past MAX_DEPTH raise WorkflowInvalid."""
     try:
-        return json.loads(text)
+        ir = json.loads(text)
     except json.JSONDecodeError as exc:
         raise WorkflowInvalid(
             [f"{source}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"]
         ) from None
+    except RecursionError:
+        raise WorkflowInvalid([f"{source}: JSON nested deeper than {MAX_DEPTH} levels"]) from None
+    except ValueError as exc:  # a number of more than 4,300 digits
+        raise WorkflowInvalid([f"{source}: invalid JSON: {_shown(str(exc), 120, quote=False)}"]) from None
+    if too_deep(ir) is not None:
+        raise WorkflowInvalid([f"{source}: JSON nested deeper than {MAX_DEPTH} levels"])
+    return ir
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> str | None:
+    """Where (`.nodes[0].params.x`: the path of the value at level 5 that holds it) a container
+    is nested deeper than `limit` levels in `value` (itself level 1), or None. Iterative: it
+    never recurses, whatever the depth."""
+    if not isinstance(value, (dict, list)):
+        return None
+    stack: list[tuple[Any, int, str]] = [(value, 1, "")]
+    while stack:
+        item, depth, path = stack.pop()
+        if depth > limit:
+            return path
+        named = depth < _PATH_LEVELS
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1, f"{path}.{key}" if named else path)
+                         for key, child in item.items() if isinstance(child, (dict, list)))
+        else:
+            stack.extend((child, depth + 1, f"{path}[{index}]" if named else path)
+                         for index, child in enumerate(item) if isinstance(child, (dict, list)))
+    return None
+
+
+_PATH_LEVELS = 5  # too_deep names the path down to this level
 
 
 def suggestion(name: str, choices: Collection[str]) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    return _Suggester(choices)(name)
+
+
+class _Suggester:
+    """`(did you mean 'x'?)` for a name among `choices`, in bounded time per name: small sets go
+    straight to difflib; large ones (a generated 20,000-node workflow) first narrow the choices
+    to names within a deletion or two of the name (an index built once, on first use)."""
+
+    DIRECT = 200  # difflib compares every choice: fine for this many
+    LONGEST = 64  # names longer than this get no suggestion
+
+    def __init__(self, choices: Collection[str]):
+        self.choices = [choice for choice in choices if isinstance(choice, str)]
+        self._index: dict[str, list[str]] | None = None
+
+    def __call__(self, name: str) -> str:
+        if not isinstance(name, str) or not name or len(name) > self.LONGEST:
+            return ""
+        candidates = self.choices if len(self.choices) <= self.DIRECT else self._near(name)
+        close = difflib.get_close_matches(name, candidates, n=1)
+        return f" (did you mean '{close[0]}'?)" if close else ""
+
+    def _near(self, name: str) -> list[str]:
+        if self._index is None:
+            self._index = {}
+            for choice in self.choices:
+                if len(choice) <= self.LONGEST:
+                    for variant in _deletions(choice):
+                        self._index.setdefault(variant, []).append(choice)
+        near = {choice for variant in _deletions(name) for choice in self._index.get(variant, ())}
+        return sorted(near)
+
+
+def _deletions(word: str) -> set[str]:
+    return {word, *(word[:i] + word[i + 1:] for i in range(len(word)))}
 
 
 def validate_workflow(ir: Any, node_types: Collection[str]) -> list[str]:
-    """Every structural problem of `ir`, one line each; empty when it can be compiled."""
+    """The structural problems of `ir`, one line each (the first MAX_SHOWN_ERRORS, then a line
+    that counts the rest); empty when it can be compiled."""
     if not isinstance(ir, dict):
         return [f"(root): a workflow must be a JSON object, got {_kind(ir)}"]
-    errors: list[str] = []
+    deep = too_deep(ir)
+    if deep is not None:
+        return [f"{deep.lstrip('.') or '(root)'}: nested deeper than {MAX_DEPTH} levels"]
+    errors = _Problems()
     version = ir.get("ir_version")
     if version is None:
         errors.append(f"ir_version: required (use \"{IR_VERSION}\")")
     elif version != IR_VERSION:
-        errors.append(f"ir_version: unsupported version {version!r} (expected \"{IR_VERSION}\")")
+        errors.append(f"ir_version: unsupported version {_shown(version)} (expected \"{IR_VERSION}\")")
     inputs = _mapping_field(ir, "inputs", errors)
     for name, spec in inputs.items():
         errors.extend(_input_errors(name, spec))
     node_ids = _node_errors(ir, inputs, node_types, errors)
-    _edge_errors(ir, node_ids, errors)
+    suggest = errors.suggester(node_ids)
+    _edge_errors(ir, node_ids, suggest, errors)
     start = ir.get("start_node")
-    if start is not None and start not in node_ids:
-        errors.append(f"start_node: no node with id {start!r}{suggestion(str(start), node_ids)}")
-    names = set(inputs) | set(node_ids)
+    if start is not None:
+        if not isinstance(start, str):
+            errors.append(f"start_node: must be a node id (a string), got {_kind(start)}")
+        elif start not in node_ids:
+            errors.append(f"start_node: no node with id {_shown(start)}{suggest(start)}")
+    names = set(inputs) | node_ids
+    suggest_name = errors.suggester(names)
     for name, spec in _mapping_field(ir, "outputs", errors).items():
         if not isinstance(spec, dict):
             errors.append(f"outputs.{name}: must be an object, got {_kind(spec)}")
             continue
-        errors.extend(_template_errors(f"outputs.{name}.source", spec.get("source"), names))
-    return errors
+        _template_errors(f"outputs.{name}.source", spec.get("source"), names, suggest_name, errors)
+    return errors.lines()
+
+
+class _Problems(list):
+    """The problems found: the first MAX_SHOWN_ERRORS kept, the rest only counted. Suggestions
+    (the costly part of a message) are only looked for while messages are still kept."""
+
+    def __init__(self, limit: int = MAX_SHOWN_ERRORS):
+        super().__init__()
+        self.limit = limit
+        self.more = 0
+
+    @property
+    def full(self) -> bool:
+        return len(self) >= self.limit
+
+    def append(self, message: str) -> None:
+        if self.full:
+            self.more += 1
+        else:
+            super().append(message)
+
+    def extend(self, messages) -> None:
+        for message in messages:
+            self.append(message)
+
+    def suggester(self, choices: Collection[str]):
+        suggest = _Suggester(choices)
+        return lambda name: "" if self.full else suggest(name)
+
+    def lines(self) -> list[str]:
+        return [*self, *([f"and {self.more} more problems"] if self.more else [])]
 
 
 def bind_inputs(ir: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
@@ -97,6 +208,9 @@ def bind_inputs(ir: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, An
                 values[name] = coerce(given[name], spec.get("type", "string"))
             except ValueError as exc:
                 errors.append(f"inputs.{name}: {exc}")
+                continue
+            if too_deep(values[name]) is not None:
+                errors.append(f"inputs.{name}: nested deeper than {MAX_DEPTH} levels")
         elif spec.get("default") is not None:
             values[name] = spec["default"]
         elif spec.get("required", True):
@@ -112,20 +226,21 @@ def coerce(value: Any, kind: str) -> Any:
         return value
     try:
         parsed = json.loads(value) if kind in ("object", "array", "number", "integer", "boolean") else value
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, a 5,000-digit number, nesting past the stack
         parsed = None
     expected = {"object": dict, "array": list, "boolean": bool, "integer": int, "number": (int, float)}
     if isinstance(parsed, expected[kind]) and not (kind in ("integer", "number") and isinstance(parsed, bool)):
         return parsed
-    raise ValueError(f"expected {kind}, got {value!r}")
+    raise ValueError(f"expected {kind}, got {_shown(value)}")
 
 
-def _node_errors(ir: dict, inputs: dict, node_types: Collection[str], errors: list[str]) -> list[str]:
+def _node_errors(ir: dict, inputs: dict, node_types: Collection[str], errors: _Problems) -> set[str]:
     nodes = ir.get("nodes")
     if not isinstance(nodes, list) or not nodes:
         errors.append("nodes: required, a non-empty list of nodes")
-        return []
+        return set()
     first_use: dict[str, int] = {}
+    suggest_type = errors.suggester(node_types)
     for index, node in enumerate(nodes):
         where = f"nodes[{index}]"
         if not isinstance(node, dict):
@@ -133,28 +248,29 @@ def _node_errors(ir: dict, inputs: dict, node_types: Collection[str], errors: li
             continue
         node_id = node.get("id")
         if not isinstance(node_id, str) or not NODE_ID.match(node_id):
-            errors.append(f"{where}.id: required, letters, digits, '_' or '-', got {node_id!r}")
+            errors.append(f"{where}.id: required, letters, digits, '_' or '-', got {_shown(node_id)}")
         elif node_id in first_use:
-            errors.append(f"{where}.id: duplicate id {node_id!r} (first used by nodes[{first_use[node_id]}])")
+            errors.append(f"{where}.id: duplicate id {_shown(node_id)} (first used by nodes[{first_use[node_id]}])")
         elif node_id in inputs:
-            errors.append(f"{where}.id: {node_id!r} is also the name of an input")
+            errors.append(f"{where}.id: {_shown(node_id)} is also the name of an input")
         else:
             first_use[node_id] = index
         node_type = node.get("type")
         if not isinstance(node_type, str) or not node_type:
             errors.append(f"{where}.type: required, one of {', '.join(sorted(node_types))}")
         elif node_type not in node_types:
-            errors.append(f"{where}.type: unknown node type {node_type!r}{suggestion(node_type, node_types)}")
+            errors.append(f"{where}.type: unknown node type {_shown(node_type)}{suggest_type(node_type)}")
         if not isinstance(node.get("params", {}), dict):
             errors.append(f"{where}.params: must be an object, got {_kind(node['params'])}")
     names = set(inputs) | set(first_use)
+    suggest_name = errors.suggester(names)
     for index, node in enumerate(nodes):
         if isinstance(node, dict) and isinstance(node.get("params"), dict):
-            errors.extend(_template_errors(f"nodes[{index}].params", node["params"], names))
-    return list(first_use)
+            _template_errors(f"nodes[{index}].params", node["params"], names, suggest_name, errors)
+    return set(first_use)
 
 
-def _edge_errors(ir: dict, node_ids: list[str], errors: list[str]) -> None:
+def _edge_errors(ir: dict, node_ids: set[str], suggest, errors: _Problems) -> None:
     edges = ir.get("edges", [])
     if not isinstance(edges, list):
         errors.append(f"edges: must be a list, got {_kind(edges)}")
@@ -168,39 +284,37 @@ def _edge_errors(ir: dict, node_ids: list[str], errors: list[str]) -> None:
             target = edge.get(end)
             if target is None:
                 errors.append(f"{where}.{end}: required, a node id")
+            elif not isinstance(target, str):
+                errors.append(f"{where}.{end}: must be a node id (a string), got {_kind(target)}")
             elif target not in node_ids:
-                errors.append(f"{where}.{end}: no node with id {target!r}{suggestion(str(target), node_ids)}")
+                errors.append(f"{where}.{end}: no node with id {_shown(target)}{suggest(target)}")
         if not isinstance(edge.get("action", "default"), str):
             errors.append(f"{where}.action: must be a string, got {_kind(edge['action'])}")
 
 
 def _input_errors(name: str, spec: Any) -> list[str]:
     if not NODE_ID.match(name):
-        return [f"inputs.{name}: input names use letters, digits, '_' or '-'"]
+        return [f"inputs.{_shown(name, 60, quote=False)}: input names use letters, digits, '_' or '-'"]
     if not isinstance(spec, dict):
         return [f"inputs.{name}: must be an object, got {_kind(spec)}"]
     kind = spec.get("type", "string")
-    if kind not in INPUT_TYPES:
-        return [f"inputs.{name}.type: unknown type {kind!r}{suggestion(str(kind), INPUT_TYPES)}"]
+    if not isinstance(kind, str) or kind not in INPUT_TYPES:
+        return [f"inputs.{name}.type: unknown type {_shown(kind)}{suggestion(kind, INPUT_TYPES)}"]
     return []
 
 
-def _template_errors(where: str, value: Any, names: Collection[str]) -> list[str]:
-    errors = []
+def _template_errors(where: str, value: Any, names: Collection[str], suggest, errors: _Problems) -> None:
     for suffix, path in templates.references(value):
         head = path.split(".", 1)[0]
         if head not in names and not _is_root_key(head):
-            errors.append(
-                f"{where}{suffix}: ${{{path}}} names no input or node{suggestion(head, names)}"
-            )
-    return errors
+            errors.append(f"{where}{suffix}: ${{{_shown(path, 80, quote=False)}}} names no input or node{suggest(head)}")
 
 
 def _is_root_key(name: str) -> bool:
     return name.startswith("__") and name.endswith("__")
 
 
-def _mapping_field(ir: dict, key: str, errors: list[str]) -> dict:
+def _mapping_field(ir: dict, key: str, errors: _Problems) -> dict:
     value = ir.get(key)
     if value is None:
         return {}
@@ -208,6 +322,14 @@ def _mapping_field(ir: dict, key: str, errors: list[str]) -> dict:
         errors.append(f"{key}: must be an object, got {_kind(value)}")
         return {}
     return value
+
+
+def _shown(value: Any, limit: int = 60, quote: bool = True) -> str:
+    """A value for an error line: its repr (or text), cut to `limit` characters."""
+    if type(value) is int and value.bit_length() > 200:
+        return f"a {value.bit_length()}-bit number"
+    text = repr(value) if quote else str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _kind(value: Any) -> str:

@@ -3,7 +3,9 @@
 generate-workflow -> validate-workflow -> (errors) -> generate-workflow again with the errors,
 at most MAX_ATTEMPTS answers -> end-planning. The runner runs it in the same RunSession as the workflow that
 follows, with phase="planner", so its LLM calls are metered and recorded as the planner's.
-Every prompt, answer, usage and duration is kept in `shared["attempts"]` (for --trace-planner).
+Every prompt, answer, usage and duration is kept in `shared["attempts"]` (for --trace-planner),
+redacted: a request may carry a key, and the answers may repeat it. The planner itself works
+on the answers as given, kept apart in `shared["answers"]` (response and errors).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any
 from pocketflow import Flow, Node
 
 from pflow_metrics.errors import PflowMetricsError
-from pflow_metrics.runtime.ir import IR_VERSION, WorkflowInvalid, bind_inputs, validate_workflow
+from pflow_metrics.redaction import redact
+from pflow_metrics.runtime.ir import IR_VERSION, WorkflowInvalid, bind_inputs, parse_workflow, validate_workflow
 from pflow_metrics.runtime.nodes.llm_node import usage_of
 
 MAX_ATTEMPTS = 3
@@ -47,7 +50,7 @@ class GenerateWorkflow(Node):
         self.model_name = model_name
 
     def prep(self, shared: dict[str, Any]) -> str:
-        return planner_prompt(shared["request"], shared["catalogue"], shared["inputs"], shared["attempts"])
+        return planner_prompt(shared["request"], shared["catalogue"], shared["inputs"], _answers(shared))
 
     def exec(self, prompt: str) -> dict[str, Any]:
         import llm
@@ -65,7 +68,8 @@ class GenerateWorkflow(Node):
         }
 
     def post(self, shared: dict[str, Any], prep_res: Any, exec_res: dict[str, Any]) -> str:
-        shared["attempts"].append(exec_res)
+        shared.setdefault("answers", []).append({"response": exec_res["response"], "errors": []})
+        shared["attempts"].append({**exec_res, **{key: redact(exec_res.get(key)) for key in _TEXTS}})
         shared["llm_usage"] = exec_res["usage"]
         return "validate"
 
@@ -74,14 +78,14 @@ class ValidateWorkflow(Node):
     node_id = "validate-workflow"
 
     def prep(self, shared: dict[str, Any]) -> tuple[str, Collection[str], Mapping[str, Any]]:
-        return shared["attempts"][-1]["response"], shared["node_types"], shared["inputs"]
+        return _answers(shared)[-1]["response"], shared["node_types"], shared["inputs"]
 
     def exec(self, prep_res: tuple[str, Collection[str], Mapping[str, Any]]) -> tuple[dict | None, list[str]]:
         answer, node_types, inputs = prep_res
         try:
-            ir = json.loads(extract_json(answer))
-        except json.JSONDecodeError as exc:
-            return None, [f"(answer): not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]
+            ir = parse_workflow(extract_json(answer), source="(answer)")
+        except WorkflowInvalid as invalid:  # bad JSON, too deep, a 5,000-digit number: back to the model
+            return None, invalid.errors
         errors = validate_workflow(ir, node_types)
         if not errors:
             try:
@@ -92,7 +96,8 @@ class ValidateWorkflow(Node):
 
     def post(self, shared: dict[str, Any], prep_res: Any, exec_res: tuple[dict | None, list[str]]) -> str:
         ir, errors = exec_res
-        shared["attempts"][-1]["errors"] = errors
+        _answers(shared)[-1]["errors"] = errors
+        shared["attempts"][-1]["errors"] = [redact(error) for error in errors]
         if ir is not None:
             shared["workflow"] = ir
             return "done"
@@ -124,8 +129,17 @@ def planner_shared(request: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
         "catalogue": entries,
         "node_types": [entry["type"] for entry in entries],
         "attempts": [],
+        "answers": [],
         "__llm_calls__": [],
     }
+
+
+_TEXTS = ("prompt", "system", "response")
+
+
+def _answers(shared: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The answers as given (a store built without "answers" has only the attempts)."""
+    return shared.get("answers") or shared["attempts"]
 
 
 def planned_workflow(shared: Mapping[str, Any]) -> dict[str, Any]:
