@@ -67,3 +67,13 @@ def test_the_cli_tag_option_finds_the_run_on_both_engines(tagged, ledger_url, ca
                 assert [row["id"] for row in json.loads(out)] == [f"run-{index}"]
             else:
                 assert json.loads(out)["runs"] == 1
+
+
+@pytest.mark.parametrize(("pattern", "found"), [("nightly", ["nightly"]), ("Nightly", ["Nightly"]),
+                                                ("night*", ["nightly"]), ("N*", ["Nightly"])])
+def test_workflow_patterns_match_case_exactly_on_both_engines(ledger_url, pattern, found):
+    from tests.factories import make_run
+
+    with Ledger.open(ledger_url) as ledger:
+        ledger.finish_runs([make_run("nightly"), make_run("Nightly")])
+        assert [row["workflow"] for row in list_runs(ledger, Filters(workflows=[pattern]))] == found

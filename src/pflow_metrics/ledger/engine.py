@@ -86,6 +86,8 @@ def _configure_sqlite_connection(dbapi_connection, _record) -> None:
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
+        # LIKE as PostgreSQL has it: `--workflow Nightly` does not match `nightly` on either.
+        cursor.execute("PRAGMA case_sensitive_like = ON")
     finally:
         cursor.close()
 
