@@ -13,14 +13,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import median_seconds, print_table, verdict  # noqa: E402
-from pflow_metrics.ledger.store import Ledger, _call_rows, _node_rows  # noqa: E402
+from pflow_metrics.ledger.rows import call_rows, node_rows  # noqa: E402
+from pflow_metrics.ledger.store import Ledger  # noqa: E402
 from tests.factories import make_run  # noqa: E402
 
 
 def raw_sqlite_finish(conn: sqlite3.Connection, record) -> None:
     """The baseline: the same rows through sqlite3 executemany in one transaction."""
-    nodes = _node_rows(record)
-    calls = _call_rows(record)
+    nodes = node_rows(record)
+    calls = call_rows(record)
     conn.execute("BEGIN IMMEDIATE")
     node_cols = list(nodes[0])
     call_cols = list(calls[0])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pflow_metrics.ledger.store import _call_rows, _node_rows, _run_row
+from pflow_metrics.ledger.rows import call_rows, node_rows, run_row
 from pflow_metrics.record import LLMCallRecord, NodeRecord, RunRecord, new_run_record
 
 
@@ -53,10 +53,10 @@ def make_run(
 def rows_before_exact_money(record: RunRecord) -> dict[str, list[dict]]:
     """The record's rows as revisions 0001 and 0002 stored them: costs as float dollars in
     `cost_usd`, and a run's cost NULL when any call was unpriced."""
-    run = _run_row(record)
+    run = run_row(record)
     run["cost_usd"] = None if record.unpriced_calls else float(record.priced_cost_usd)
-    calls = _call_rows(record)
+    calls = call_rows(record)
     for row in calls:
         nanos = row.pop("cost_nanousd")
         row["cost_usd"] = None if nanos is None else nanos / 1e9
-    return {"runs": [run], "node_executions": _node_rows(record), "llm_calls": calls}
+    return {"runs": [run], "node_executions": node_rows(record), "llm_calls": calls}

@@ -6,7 +6,8 @@ from sqlalchemy import MetaData
 
 from pflow_metrics.ledger.engine import HEAD_REVISION, REVISIONS, create_ledger_engine, current_revision
 from pflow_metrics.ledger.migrate import downgrade_to, upgrade_to
-from pflow_metrics.ledger.store import Ledger, _call_rows, _node_rows, _run_row
+from pflow_metrics.ledger.rows import call_rows, node_rows, run_row
+from pflow_metrics.ledger.store import Ledger
 from tests.factories import make_run, rows_before_exact_money
 
 
@@ -18,7 +19,7 @@ def write_at_revision(url: str, revision: str):
     tables = MetaData()
     tables.reflect(engine)
     written = (rows_before_exact_money(record) if REVISIONS.index(revision) < REVISIONS.index("0003") else
-               {"runs": [_run_row(record)], "node_executions": _node_rows(record), "llm_calls": _call_rows(record)})
+               {"runs": [run_row(record)], "node_executions": node_rows(record), "llm_calls": call_rows(record)})
     with engine.begin() as conn:
         for name, rows in written.items():
             table = tables.tables[name]

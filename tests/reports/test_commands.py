@@ -131,12 +131,13 @@ def test_a_crashed_run_shows_as_crashed(capsys, ledger_url):
     assert json.loads(out)[0]["status"] == "crashed"
 
 
-@pytest.mark.parametrize(("limit", "expected"), [("10", 0), ("3", 1), ("3.5", 0)])
-def test_budget_exit_codes(capsys, filled, limit, expected):
+@pytest.mark.parametrize(("limit", "expected", "status"), [("10", 0, "ok"), ("3", 1, "over"), ("3.5", 0, "warn"),
+                                                             ("4", 0, "warn"), ("4.4", 0, "ok")])
+def test_budget_exit_codes(capsys, filled, limit, expected, status):
     url, _ = filled
     code, out, _ = cli(capsys, "--db", url, "budget", "--max-usd", limit, "--since", "7d")
     assert code == expected
-    assert out.startswith("budget: $3.50 of $")
+    assert out.startswith(f"budget: {status}: $3.50 of $")
 
 
 def test_budget_per_run_names_offenders_and_unpriced_can_fail(capsys, filled):

@@ -42,7 +42,7 @@ def test_spend_equal_to_the_budget_is_within_it(cli, ledger_url):
     store(ledger_url, *dimes(3))
     code, out, _ = cli("--db", ledger_url, "budget", "--max-usd", "0.3")
     assert code == 0
-    assert out.startswith("budget: $0.3000 of $0.3000 (100%)")
+    assert out.startswith("budget: warn: $0.3000 of $0.3000 (100%)")
     code, out, _ = cli("--db", ledger_url, "budget", "--max-usd", "0.3", "--format", "json")
     data = json.loads(out, parse_float=Decimal)
     assert code == 0 and data["status"] == "warn" and data["ratio"] == 1 and data["spend_usd"] == Decimal("0.3")

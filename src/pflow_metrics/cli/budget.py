@@ -9,9 +9,9 @@ import typer
 
 from pflow_metrics.cli.options import open_existing_ledger
 from pflow_metrics.cli.query_options import Format, Since, Tag, Until, Workflow, build_filters, check_format
-from pflow_metrics.cli.render import clean, money, table, to_json
+from pflow_metrics.cli.render import clean, money, one_line, table, to_json
 from pflow_metrics.errors import EXIT_FAILURE, UsageError
-from pflow_metrics.money import ZERO, ratio, usd
+from pflow_metrics.money import usd
 from pflow_metrics.timewindow import describe_window
 
 
@@ -43,45 +43,36 @@ def budget(ctx: typer.Context,
            fail_on_unpriced: bool = typer.Option(False, "--fail-on-unpriced", help="Unpriced calls fail the check."),
            format: Format = "table") -> None:
     """Exit 0 within budget, 1 over it (or unpriced calls with --fail-on-unpriced), 2 on usage errors."""
-    from pflow_metrics.ledger.queries import spend
+    from pflow_metrics.ledger.budgets import check_budget
 
     fmt = check_format(format)
     limit = _limit(max_usd)
     warn_ratio = _percent(warn_at)
     filters = build_filters(since, until, workflow, None, None, tag)
-    ledger = open_existing_ledger(ctx)
-    found = spend(ledger, filters) if ledger is not None else {"cost_usd": ZERO, "unpriced_calls": 0, "runs": []}
-    spent = found["cost_usd"]
-    # Exact comparisons: spend equal to the limit is within it.
-    offenders = [run for run in found["runs"] if run["cost_usd"] > limit] if per_run else []
-    checked = max((r["cost_usd"] for r in found["runs"]), default=ZERO) if per_run else spent
-    share = ratio(checked, limit) if limit else None  # no share of a $0 limit
-    over = bool(offenders) if per_run else spent > limit
-    unpriced_fail = fail_on_unpriced and found["unpriced_calls"] > 0
-    near = share >= warn_ratio if share is not None else False
-    status = "over" if over else "unpriced" if unpriced_fail else "warn" if near else "ok"
+    check = check_budget(open_existing_ledger(ctx), filters, limit, per_run=per_run, warn_at=warn_ratio,
+                         fail_on_unpriced=fail_on_unpriced)
     window = describe_window(filters.since, filters.until, since)
-    shown_share = f" ({share:.0%})" if share is not None else ""
-    verdict = f"budget: {money(spent)} of {money(limit)}{shown_share} {window}"
+    shown_share = f" ({check.ratio:.0%})" if check.ratio is not None else ""
+    verdict = f"budget: {check.status}: {money(check.spend_usd)} of {money(limit)}{shown_share} {window}"
     if per_run:
-        verdict = f"budget: {len(offenders)} of {len(found['runs'])} runs over {money(limit)} per run {window}"
-    if found["unpriced_calls"]:
-        verdict += f"; {found['unpriced_calls']} unpriced calls not counted"
+        verdict = (f"budget: {check.status}: {len(check.offenders)} of {check.runs} runs over {money(limit)} "
+                   f"per run {window}")
+    if check.unpriced_calls:
+        verdict += f"; {check.unpriced_calls} unpriced calls not counted"
     if fmt == "json":
-        typer.echo(to_json({"spend_usd": spent, "limit_usd": limit, "ratio": share, "status": status,
-                            "unpriced_calls": found["unpriced_calls"],
-                            "offenders": [{"run_id": r["id"], "workflow": r["workflow"], "cost_usd": r["cost_usd"]}
-                                          for r in offenders]}))
+        typer.echo(to_json({"spend_usd": check.spend_usd, "limit_usd": limit, "ratio": check.ratio,
+                            "status": check.status, "unpriced_calls": check.unpriced_calls,
+                            "offenders": check.offenders}))
     elif fmt == "markdown":
-        mark = {"ok": "✅", "warn": "⚠️", "over": "❌", "unpriced": "❌"}[status]
+        mark = {"ok": "✅", "warn": "⚠️", "over": "❌", "unpriced": "❌"}[check.status]
         lines = [f"### {mark} LLM budget", "", verdict]
-        if offenders:
-            lines += ["", table([[r["id"][:8], clean(r["workflow"]), money(r["cost_usd"])] for r in offenders],
+        if check.offenders:
+            lines += ["", table([[r["run_id"][:8], clean(r["workflow"]), money(r["cost_usd"])] for r in check.offenders],
                                 ["run", "workflow", "cost"], "markdown")]
         typer.echo("\n".join(lines))
     else:
-        typer.echo(verdict)
-        for run in offenders:
-            typer.echo(f"  over: run {run['id'][:8]} {clean(run['workflow'])} {money(run['cost_usd'])}")
-    if over or unpriced_fail:
+        typer.echo(one_line(verdict))
+        for run in check.offenders:
+            typer.echo(f"  over: run {run['run_id'][:8]} {clean(run['workflow'])} {money(run['cost_usd'])}")
+    if check.failed:
         sys.exit(EXIT_FAILURE)

@@ -100,12 +100,12 @@ def db_check(ctx: typer.Context) -> None:
             " (head)" if found == HEAD_REVISION else f" (head is {HEAD_REVISION}; run `pflow-metrics db upgrade`)")
         typer.echo(f"schema: {schema}")
     if found == HEAD_REVISION:  # never upgrade (modify) a ledger just to check it
-        from pflow_metrics.ledger.queries import Filters, list_runs
+        from pflow_metrics.ledger.queries import Filters, count_runs
         from pflow_metrics.ledger.rollups import dirty_days
 
         ledger = open_existing_ledger(ctx)  # marks runs of dead processes as crashed
-        crashed = list_runs(ledger, Filters(status="crashed"), limit=1000) if ledger is not None else []
-        typer.echo(f"crashed runs: {len(crashed)}")
+        crashed = count_runs(ledger, Filters(status="crashed")) if ledger is not None else 0
+        typer.echo(f"crashed runs: {crashed}")
         stale = len(dirty_days(ledger)) if ledger is not None else 0
         typer.echo(f"roll-ups: {stale} day{'s' if stale != 1 else ''} to rebuild (the next report does it)"
                    if stale else "roll-ups: up to date")

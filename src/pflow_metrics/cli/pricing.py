@@ -15,8 +15,7 @@ import typer
 
 from pflow_metrics.cli.options import open_existing_ledger
 from pflow_metrics.cli.query_options import Format, Since, Until, Workflow, build_filters, check_format
-from pflow_metrics.cli.render import clean, money, table, to_json
-from pflow_metrics.cli.report import EMPTY
+from pflow_metrics.cli.render import NO_RUNS, clean, money, table, to_json
 from pflow_metrics.errors import EXIT_FAILURE, UsageError
 
 if TYPE_CHECKING:
@@ -100,7 +99,7 @@ def reprice(ctx: typer.Context, since: Since = "7d", until: Until = None, workfl
     filters = build_filters(since, until, workflow, None, None, None)
     ledger = open_existing_ledger(ctx, write=True)
     if ledger is None:
-        typer.echo(to_json({"since": filters.since, "until": filters.until, "runs": 0}) if fmt == "json" else EMPTY)
+        typer.echo(to_json({"since": filters.since, "until": filters.until, "runs": 0}) if fmt == "json" else NO_RUNS)
         return
     result = reprice_runs(ledger, filters, dry_run=dry_run)
     if fmt == "json":

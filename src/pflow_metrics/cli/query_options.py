@@ -9,6 +9,7 @@ import typer
 
 from pflow_metrics.errors import UsageError
 from pflow_metrics.ledger.queries import Filters
+from pflow_metrics.record import RUN_STATUSES
 from pflow_metrics.timewindow import parse_moment
 
 Since = Annotated[str, typer.Option("--since", help="Start of the window: 30m, 24h, 7d, 2w, 3mo, 2026-11-01, today.")]
@@ -21,7 +22,6 @@ Format = Annotated[str, typer.Option("--format", help="table, json, csv or markd
 Utc = Annotated[bool, typer.Option("--utc", help="Show times in UTC instead of local time.")]
 
 FORMATS = ("table", "json", "csv", "markdown")
-STATUSES = ("running", "success", "failed", "crashed", "budget_exceeded")
 
 
 def parse_tags(pairs: list[str] | None) -> dict[str, str]:
@@ -36,8 +36,8 @@ def parse_tags(pairs: list[str] | None) -> dict[str, str]:
 
 def build_filters(since: str | None, until: str | None, workflow: list[str] | None, model: str | None,
                   status: str | None, tag: list[str] | None) -> Filters:
-    if status is not None and status not in STATUSES:
-        raise UsageError(f"--status: must be one of {', '.join(STATUSES)}, got '{status}'")
+    if status is not None and status not in RUN_STATUSES:
+        raise UsageError(f"--status: must be one of {', '.join(RUN_STATUSES)}, got '{status}'")
     return Filters(
         since=parse_moment(since, "--since") if since else None,
         until=parse_moment(until, "--until") if until else None,

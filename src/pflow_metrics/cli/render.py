@@ -12,6 +12,7 @@ import io
 from typing import Any
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
+NO_RUNS = "no runs recorded in this window"
 
 
 def one_line(text: Any) -> str:

@@ -9,10 +9,9 @@ import typer
 from pflow_metrics.cli.options import open_existing_ledger
 from pflow_metrics.cli.query_options import (Format, Model, Since, Status, Tag, Until, Utc, Workflow,
                                              build_filters, check_format)
-from pflow_metrics.cli.render import bar_chart, clean, money, table, to_json
+from pflow_metrics.cli.render import NO_RUNS, bar_chart, clean, money, table, to_json
 from pflow_metrics.errors import UsageError
 
-EMPTY = "no runs recorded in this window"
 
 
 def report(ctx: typer.Context, since: Since = "7d", until: Until = None, workflow: Workflow = None,
@@ -26,7 +25,7 @@ def report(ctx: typer.Context, since: Since = "7d", until: Until = None, workflo
     ledger = open_existing_ledger(ctx)
     data = build_report(ledger, filters) if ledger is not None else None
     if data is None or not data["runs"]:
-        typer.echo(to_json({"since": filters.since, "until": filters.until, "runs": 0}) if fmt == "json" else EMPTY)
+        typer.echo(to_json({"since": filters.since, "until": filters.until, "runs": 0}) if fmt == "json" else NO_RUNS)
         return
     if fmt == "json":
         typer.echo(to_json({"since": filters.since, "until": filters.until, **data}))
@@ -96,7 +95,7 @@ def cost(ctx: typer.Context,
                             "total": result["total"]}))
         return
     if not result["rows"]:
-        typer.echo(EMPTY)
+        typer.echo(NO_RUNS)
         return
     headers = [*keys, "calls", "runs", *(c.removesuffix("_tokens") for c in TOKEN_COLUMNS), "cost", "share", "unpriced"]
     lines = [[*(clean(row[key]) for key in keys), row["calls"], row["runs"], *(f"{row[c]:,}" for c in TOKEN_COLUMNS),

@@ -7,7 +7,7 @@ import typer
 from pflow_metrics.cli.options import open_existing_ledger
 from pflow_metrics.cli.query_options import (Format, Model, Since, Status, Tag, Until, Utc, Workflow,
                                              build_filters, check_format, show_time)
-from pflow_metrics.cli.render import clean, money, table, to_json
+from pflow_metrics.cli.render import NO_RUNS, clean, money, table, to_json
 from pflow_metrics.errors import UsageError
 
 app = typer.Typer(help="List recorded runs and show one in detail.", no_args_is_help=True)
@@ -28,7 +28,7 @@ def runs_list(ctx: typer.Context, since: Since = "7d", until: Until = None, work
         typer.echo(to_json(rows))
         return
     if not rows:
-        typer.echo("no runs recorded in this window")
+        typer.echo(NO_RUNS)
         return
     typer.echo(table(
         [[row["id"][:8], clean(row["workflow"], 40), row["status"], show_time(row["started_at"], utc),

@@ -36,6 +36,9 @@ HEAD_REVISION = REVISIONS[-1]
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_HEADER = b"SQLite format 3\x00"
 WRITE_OPTION = "pflow_write"
+# PostgreSQL advisory lock keys: one serializes schema upgrades, the other roll-up refreshes.
+SCHEMA_LOCK = 7283401
+REFRESH_LOCK = 7283402
 VERSION_TABLE = "alembic_version"
 
 
@@ -269,11 +272,11 @@ def _schema_lock(engine: Engine) -> Iterator[None]:
                 fcntl.flock(lock, fcntl.LOCK_UN)
     elif engine.dialect.name == "postgresql":
         with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(7283401)"))
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK})
             try:
                 yield
             finally:
-                conn.execute(text("SELECT pg_advisory_unlock(7283401)"))
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK})
                 conn.commit()
     else:
         yield

@@ -124,6 +124,12 @@ def list_runs(ledger: Ledger, filters: Filters, limit: int = 20) -> list[dict[st
     return rows
 
 
+def count_runs(ledger: Ledger, filters: Filters) -> int:
+    """How many runs match."""
+    with ledger.reading() as conn:
+        return conn.execute(select(func.count()).select_from(RUNS).where(*run_conditions(filters))).scalar()
+
+
 def report(ledger: Ledger, filters: Filters) -> dict[str, Any]:
     """Everything `pflow-metrics report` shows, for the window and the one before it."""
     rows = window_rows(ledger, filters, ("runs", "calls", "nodes"))

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, case, delete, distinct, func, literal, null, or_, select, text
 
 from pflow_metrics.errors import LedgerUnavailable
+from pflow_metrics.ledger.engine import REFRESH_LOCK
 from pflow_metrics.ledger.filters import Filters, call_conditions, run_conditions, workflow_condition
 from pflow_metrics.ledger.models import RollupCallRuns, RollupCalls, RollupNodes, RollupRuns
 from pflow_metrics.ledger.store import CALLS, DIRTY_DAYS, NODES, RUNS, Ledger, utc_day
@@ -44,8 +45,6 @@ ONE_DAY = timedelta(days=1)
 # read the window from raw rows rather than stitch that many ranges into one statement.
 MAX_DIRTY_RANGES = 64
 REBUILD_CHUNK = 64
-# Serializes refreshes on PostgreSQL (SQLite's BEGIN IMMEDIATE already does).
-REFRESH_LOCK = 7283402
 
 # -- duration sketches ------------------------------------------------------------------------
 
@@ -211,6 +210,7 @@ def refresh(ledger: Ledger, first_day: str | None = None, end_day: str | None = 
     try:
         with ledger.writing() as conn:
             if conn.dialect.name == "postgresql":
+                # Serializes refreshes on PostgreSQL (SQLite's BEGIN IMMEDIATE already does).
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFRESH_LOCK})
             versions = dict(conn.execute(select(DIRTY_DAYS.c.day, DIRTY_DAYS.c.version)).all())
             todo = {day: version for day, version in versions.items() if wanted(day)}

@@ -28,8 +28,8 @@ from pflow_metrics.ledger.engine import (
     write_connection,
 )
 from pflow_metrics.ledger.models import LLMCall, NodeExecution, RollupDirtyDay, Run
-from pflow_metrics.money import from_nanos, to_nanos
-from pflow_metrics.record import MAX_RUN_ID, RATE_KEYS, LLMCallRecord, NodeRecord, RunRecord, utcnow
+from pflow_metrics.ledger.rows import call_rows, node_rows, record_from_rows, run_row
+from pflow_metrics.record import MAX_RUN_ID, RunRecord, utcnow
 
 RUNS = Run.__table__
 NODES = NodeExecution.__table__
@@ -92,7 +92,7 @@ class Ledger:
     def begin_run(self, record: RunRecord) -> None:
         """Write the run row with its current status (normally 'running') straight away."""
         with self.writing() as conn:
-            _upsert(conn, _run_row(record))
+            _upsert(conn, run_row(record))
             _mark_days(conn, [record.started_at])
 
     def finish_run(self, record: RunRecord) -> None:
@@ -118,9 +118,9 @@ class Ledger:
             _mark_days(conn, [*earlier, *(record.started_at for record in records)])
             conn.execute(DELETE_NODES, {"ids": ids})
             conn.execute(DELETE_CALLS, {"ids": ids})
-            conn.execute(_upsert_statement(conn.dialect.name), [_run_row(record) for record in records])
-            nodes = [row for record in records for row in _node_rows(record)]
-            calls = [row for record in records for row in _call_rows(record)]
+            conn.execute(_upsert_statement(conn.dialect.name), [run_row(record) for record in records])
+            nodes = [row for record in records for row in node_rows(record)]
+            calls = [row for record in records for row in call_rows(record)]
             if nodes:
                 conn.execute(INSERT_NODES, nodes)
             if calls:
@@ -130,8 +130,8 @@ class Ledger:
     def journal(self, record: RunRecord, nodes_written: int, calls_written: int) -> tuple[int, int]:
         """Append the nodes and calls a running run finished since the last journal write and
         refresh its heartbeat. Returns the new (nodes_written, calls_written)."""
-        nodes = _node_rows(record, nodes_written)
-        calls = _call_rows(record, calls_written)
+        nodes = node_rows(record, nodes_written)
+        calls = call_rows(record, calls_written)
         with self.writing() as conn:
             conn.execute(update(RUNS).where(RUNS.c.id == record.run_id).values(heartbeat_at=utcnow()))
             _mark_days(conn, [record.started_at])
@@ -230,7 +230,7 @@ class Ledger:
                 calls.setdefault(row.run_id, []).append(row)
         for run_id in run_ids:
             if run_id in runs:
-                yield _record_from_rows(runs[run_id], nodes.get(run_id, []), calls.get(run_id, []))
+                yield record_from_rows(runs[run_id], nodes.get(run_id, []), calls.get(run_id, []))
 
     def reading(self):
         """A read transaction whose driver errors are one line."""
@@ -337,164 +337,3 @@ def _insert(dialect: str):
     else:
         raise LedgerError(f"unsupported ledger engine {dialect}")
     return insert
-
-
-def _storable(row: dict[str, Any]) -> dict[str, Any]:
-    """The row with text neither engine can hold made storable, the same way on both: a NUL
-    (PostgreSQL refuses it) and a lone surrogate (not UTF-8) become U+FFFD. A NUL in a shell
-    node's stderr must not lose the run."""
-    for key, value in row.items():
-        if isinstance(value, str):
-            row[key] = _storable_text(value)
-        elif isinstance(value, dict):
-            row[key] = {_storable_text(k): _storable_text(v) for k, v in value.items()}
-    return row
-
-
-def _storable_text(text: str) -> str:
-    if text.isascii():
-        if "\x00" in text:
-            return text.replace("\x00", "\ufffd")
-        return text
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text.replace("\x00", "\ufffd")
-
-
-def _run_row(record: RunRecord) -> dict[str, Any]:
-    ci = record.ci or {}
-    tokens = record.tokens
-    return _storable({
-        "id": record.run_id,
-        "workflow": record.workflow,
-        "status": record.status,
-        "started_at": record.started_at,
-        "ended_at": record.ended_at,
-        "heartbeat_at": record.ended_at or record.started_at,
-        "duration_ms": record.duration_ms,
-        "planner_duration_ms": record.planner_duration_ms,
-        "workflow_duration_ms": record.workflow_duration_ms,
-        "input_tokens": tokens.input,
-        "output_tokens": tokens.output,
-        "cache_creation_tokens": tokens.cache_creation,
-        "cache_read_tokens": tokens.cache_read,
-        "thinking_tokens": tokens.thinking,
-        "cost_nanousd": to_nanos(record.priced_cost_usd),
-        "unpriced_calls": record.unpriced_calls,
-        "error": record.error,
-        "host": record.host,
-        "pid": record.pid,
-        "ci_provider": ci.get("provider"),
-        "ci_job_id": ci.get("job_id"),
-        "ci_git_sha": ci.get("git_sha"),
-        "ci_git_branch": ci.get("git_branch"),
-        "tags": record.tags,
-        "tool_version": record.tool_version,
-    })
-
-
-def _node_rows(record: RunRecord, start: int = 0) -> list[dict[str, Any]]:
-    return [
-        _storable({
-            "run_id": record.run_id,
-            "seq": seq,
-            "node_id": node.node_id,
-            "node_type": node.node_type,
-            "phase": node.phase,
-            "start_offset_ms": node.start_offset_ms,
-            "duration_ms": node.duration_ms,
-            "status": node.status,
-            "attempts": node.attempts,
-            "action": node.action,
-            "error": node.error,
-            "items": node.items,
-        })
-        for seq, node in enumerate(record.nodes[start:], start)
-    ]
-
-
-def _call_rows(record: RunRecord, start: int = 0) -> list[dict[str, Any]]:
-    rows = []
-    for seq, call in enumerate(record.llm_calls[start:], start):
-        rates = call.rates or {}
-        rows.append(_storable(
-            {
-                "run_id": record.run_id,
-                "seq": seq,
-                "node_id": call.node_id,
-                "phase": call.phase,
-                "model": call.model,
-                "resolved_model": call.resolved_model,
-                "provider": call.provider,
-                "input_tokens": call.input_tokens,
-                "output_tokens": call.output_tokens,
-                "cache_creation_tokens": call.cache_creation_tokens,
-                "cache_read_tokens": call.cache_read_tokens,
-                "thinking_tokens": call.thinking_tokens,
-                "cost_nanousd": to_nanos(call.cost_usd),
-                "input_rate": rates.get("input"),
-                "output_rate": rates.get("output"),
-                "cache_read_rate": rates.get("cache_read"),
-                "cache_creation_rate": rates.get("cache_creation"),
-                "price_source": call.price_source,
-                "duration_ms": call.duration_ms,
-                "started_at": call.started_at,
-                "prompt": call.prompt,
-                "response": call.response,
-            }
-        ))
-    return rows
-
-
-def _record_from_rows(run, nodes, calls) -> RunRecord:
-    ci = {
-        key: value
-        for key, value in (
-            ("provider", run.ci_provider),
-            ("job_id", run.ci_job_id),
-            ("git_sha", run.ci_git_sha),
-            ("git_branch", run.ci_git_branch),
-        )
-        if value
-    }
-    return RunRecord(
-        run_id=run.id,
-        workflow=run.workflow,
-        status=run.status,
-        started_at=run.started_at,
-        ended_at=run.ended_at,
-        duration_ms=run.duration_ms,
-        planner_duration_ms=run.planner_duration_ms,
-        workflow_duration_ms=run.workflow_duration_ms,
-        error=run.error,
-        host=run.host,
-        pid=run.pid,
-        ci=ci or None,
-        tags=run.tags or {},
-        tool_version=run.tool_version,
-        nodes=[
-            NodeRecord(
-                node_id=row.node_id, node_type=row.node_type, phase=row.phase,
-                duration_ms=row.duration_ms, status=row.status, attempts=row.attempts,
-                action=row.action, error=row.error, start_offset_ms=row.start_offset_ms,
-                items=row.items,
-            )
-            for row in nodes
-        ],
-        llm_calls=[_call_from_row(row) for row in calls],
-    )
-
-
-def _call_from_row(row) -> LLMCallRecord:
-    rates = {key: getattr(row, f"{key}_rate") for key in RATE_KEYS if getattr(row, f"{key}_rate") is not None}
-    return LLMCallRecord(
-        node_id=row.node_id, phase=row.phase, model=row.model, resolved_model=row.resolved_model,
-        provider=row.provider, input_tokens=row.input_tokens, output_tokens=row.output_tokens,
-        cache_creation_tokens=row.cache_creation_tokens, cache_read_tokens=row.cache_read_tokens,
-        thinking_tokens=row.thinking_tokens, cost_usd=from_nanos(row.cost_nanousd), rates=rates or None,
-        price_source=row.price_source, duration_ms=row.duration_ms, started_at=row.started_at,
-        prompt=row.prompt, response=row.response,
-    )
-
