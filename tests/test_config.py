@@ -1,3 +1,5 @@
+import pytest
+
 from pflow_metrics.config import ledger_url, sqlite_path
 from pflow_metrics.context import ci_context
 
@@ -25,3 +27,25 @@ def test_ci_context_reads_github_actions_variables():
 
 def test_no_ci_context_outside_ci():
     assert ci_context({"HOME": "/root"}) is None
+
+
+@pytest.mark.parametrize(("variable", "read"), [("PFLOW_SQLITE_BUSY_TIMEOUT_MS", "sqlite_busy_timeout_ms"),
+                                                ("PFLOW_TRACE_KEEP", "trace_keep"),
+                                                ("PFLOW_TRACE_MAX_BYTES", "trace_max_bytes"),
+                                                ("PFLOW_CRASH_AFTER", "crash_after")])
+@pytest.mark.parametrize("value", ["nan", "-5", "0", "1e30", "lots", "9" * 40])
+def test_every_numeric_setting_refuses_a_bad_value_naming_the_variable(monkeypatch, variable, read, value):
+    import pflow_metrics.config as config
+    from pflow_metrics.errors import UsageError
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(UsageError, match=f"^{variable}: cannot use "):
+        getattr(config, read)()
+
+
+def test_settings_take_their_defaults_and_plain_values(monkeypatch):
+    import pflow_metrics.config as config
+
+    assert (config.sqlite_busy_timeout_ms(), config.trace_keep(), config.trace_max_bytes()) == (30_000, 200, 50 * 2**20)
+    monkeypatch.setenv("PFLOW_TRACE_KEEP", "3")
+    assert config.trace_keep() == 3

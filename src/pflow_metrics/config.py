@@ -1,4 +1,5 @@
-"""Where things live: PFLOW_HOME, the ledger URL, and private file modes."""
+"""Where things live and every setting read from the environment: this module owns each
+variable (README's configuration table lists them) and validates it once, in one style."""
 
 from __future__ import annotations
 
@@ -51,11 +52,51 @@ def sqlite_path(url: str) -> Path | None:
     return Path(path)
 
 
+PRICING_ENV = "PFLOW_PRICING"
+BUSY_TIMEOUT_ENV = "PFLOW_SQLITE_BUSY_TIMEOUT_MS"
+TRACE_KEEP_ENV = "PFLOW_TRACE_KEEP"
+TRACE_MAX_BYTES_ENV = "PFLOW_TRACE_MAX_BYTES"
 CRASH_AFTER_ENV = "PFLOW_CRASH_AFTER"
 DEFAULT_CRASH_AFTER = timedelta(minutes=10)
 MAX_CRASH_AFTER = timedelta(days=365)
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def pricing_file() -> Path:
+    """Your per-million rates: $PFLOW_PRICING, else $PFLOW_HOME/pricing.toml."""
+    return Path(os.environ.get(PRICING_ENV) or pflow_home() / "pricing.toml").expanduser()
+
+
+def sqlite_busy_timeout_ms() -> int:
+    """How long a SQLite writer waits for another one (default 30 s)."""
+    return _whole_number(BUSY_TIMEOUT_ENV, 30_000, 24 * 3600 * 1000)
+
+
+def trace_keep() -> int:
+    """How many trace files to keep (default 200)."""
+    return _whole_number(TRACE_KEEP_ENV, 200, 10**6)
+
+
+def trace_max_bytes() -> int:
+    """The size past which a trace file records no more shared-store values (default 50 MB)."""
+    return _whole_number(TRACE_MAX_BYTES_ENV, 50 * 1024 * 1024, 2**40)
+
+
+def _whole_number(name: str, default: int, maximum: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or not 1 <= int(text) <= maximum:
+        _refuse(name, text, f"a whole number from 1 to {maximum:,}")
+    return int(text)
+
+
+def _refuse(name: str, text: str, wanted: str):
+    """Every bad setting reads the same: the variable, the value, what it takes."""
+    from pflow_metrics.errors import UsageError
+
+    raise UsageError(f"{name}: cannot use {text[:40]!r}; give {wanted}")
 
 
 def crash_after() -> timedelta:
@@ -69,10 +110,5 @@ def crash_after() -> timedelta:
     match = _DURATION.fullmatch(text.lower())
     seconds = float(match[1]) * _UNIT_SECONDS[match[2]] if match else None
     if seconds is None or not 0 < seconds <= MAX_CRASH_AFTER.total_seconds():
-        from pflow_metrics.errors import UsageError
-
-        raise UsageError(
-            f"{CRASH_AFTER_ENV}: cannot use {text[:40]!r}; give a duration more than 0 and at most 365d, "
-            "in seconds or like 90s, 10m, 2h"
-        )
+        _refuse(CRASH_AFTER_ENV, text, "a duration more than 0 and at most 365d, in seconds or like 90s, 10m, 2h")
     return timedelta(seconds=seconds)

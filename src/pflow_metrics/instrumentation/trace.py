@@ -26,14 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from pflow_metrics import money
-from pflow_metrics.config import PRIVATE_FILE_MODE, home_subdir
+from pflow_metrics.config import PRIVATE_FILE_MODE, home_subdir, trace_keep, trace_max_bytes
 from pflow_metrics.errors import UsageError
 from pflow_metrics.instrumentation.redact import Fingerprint, dumps, is_secret_key, safe, safe_key, safe_text
 from pflow_metrics.record import LLMCallRecord, NodeRecord, utcnow
 
 TRACE_PREFIX = "workflow-trace-"
-DEFAULT_KEEP = 200
-DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -41,13 +39,6 @@ def sanitized_name(workflow: str) -> str:
     """A file-name part: no path separators, `..`, control characters; at most 60 characters."""
     name = _UNSAFE_NAME.sub("-", workflow).replace("..", "-").strip(".-")
     return name[:60] or "workflow"
-
-
-def _env_int(name: str, default: int) -> int:
-    try:
-        return max(1, int(os.environ.get(name, default)))
-    except ValueError:
-        return default
 
 
 class _KeyState:
@@ -94,7 +85,7 @@ class WorkflowTraceCollector:
         self.path: Path = directory / f"{TRACE_PREFIX}{sanitized_name(workflow)}-{stamp}-{run_id[:8]}.jsonl"
         descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
         self._out = os.fdopen(descriptor, "w", encoding="utf-8")
-        self.max_bytes = _env_int("PFLOW_TRACE_MAX_BYTES", DEFAULT_MAX_BYTES)
+        self.max_bytes = trace_max_bytes()
         self.written = 0
         self.capped = False
         self.snapshots = StoreSnapshots()
@@ -103,7 +94,7 @@ class WorkflowTraceCollector:
         self._before: dict[int, int] = {}  # id(observation) -> the store line it started on
         self._write_line(json.dumps({"type": "header", "workflow": safe_text(workflow), "run_id": run_id,
                                      "started_at": utcnow().isoformat(), **safe(header or {})}, ensure_ascii=False))
-        prune_traces(directory, _env_int("PFLOW_TRACE_KEEP", DEFAULT_KEEP), keep=self.path)
+        prune_traces(directory, trace_keep(), keep=self.path)
 
     def node_started(self, token: int, shared: Mapping) -> None:
         if self.capped:

@@ -25,15 +25,13 @@ from urllib.parse import quote
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from pflow_metrics.config import PRIVATE_FILE_MODE, private_dir, sqlite_path
+from pflow_metrics.config import PRIVATE_FILE_MODE, private_dir, sqlite_busy_timeout_ms, sqlite_path
 from pflow_metrics.errors import LedgerError, LedgerUnavailable
 
 # Every revision in migrations/versions, oldest first. A test checks this against Alembic.
 REVISIONS = ("0001", "0002", "0003")
 HEAD_REVISION = REVISIONS[-1]
 
-# How long a writer waits for another one; PFLOW_SQLITE_BUSY_TIMEOUT_MS overrides it.
-SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_HEADER = b"SQLite format 3\x00"
 WRITE_OPTION = "pflow_write"
 # PostgreSQL advisory lock keys: one serializes schema upgrades, the other roll-up refreshes.
@@ -84,7 +82,7 @@ def _configure_sqlite_connection(dbapi_connection, _record) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        timeout = _busy_timeout_ms()
+        timeout = sqlite_busy_timeout_ms()
         cursor.execute(f"PRAGMA busy_timeout = {timeout}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
@@ -136,7 +134,7 @@ def _sqlite_file_revision(path: Path) -> str | None:
     try:
         if path.stat().st_size == 0:
             return None
-        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=_busy_timeout_ms() / 1000)
+        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=sqlite_busy_timeout_ms() / 1000)
     except OSError:
         return None  # unreadable: SQLite reports it, in one line, when the engine connects
     except sqlite3.Error as exc:
@@ -190,10 +188,6 @@ def _classify(where: str, names: set[str], revision: str | None, newer_ok: bool 
         f"{where} is not a pflow-metrics ledger (it holds other tables: {shown}); it was left untouched: "
         "pass --db with a pflow-metrics ledger or a new file"
     )
-
-
-def _busy_timeout_ms() -> int:
-    return int(os.environ.get("PFLOW_SQLITE_BUSY_TIMEOUT_MS") or SQLITE_BUSY_TIMEOUT_MS)
 
 
 def redact_url(url: str) -> str:

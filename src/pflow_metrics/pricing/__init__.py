@@ -19,7 +19,6 @@ cached per (model, provider, day).
 from __future__ import annotations
 
 import functools
-import os
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +27,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from pflow_metrics.config import pflow_home
+from pflow_metrics.config import pricing_file
 from pflow_metrics.errors import UsageError
 from pflow_metrics.money import MAX_CALL_USD, usd
 from pflow_metrics.record import MAX_RATE_USD, LLMCallRecord
@@ -61,10 +60,6 @@ class Rates:
             "cache_read": self.input if self.cache_read is None else self.cache_read,
             "cache_creation": self.input if self.cache_creation is None else self.cache_creation,
         }
-
-
-def pricing_file() -> Path:
-    return Path(os.environ.get("PFLOW_PRICING") or pflow_home() / "pricing.toml").expanduser()
 
 
 def overrides() -> dict[str, Rates]:
