@@ -9,7 +9,8 @@ genai-prices is slow to import and the report commands must not pay for it.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -76,14 +77,12 @@ def pricing_show(
 
 
 def _rate_row(rates: Rates) -> dict:
-    from pflow_metrics.pricing import origin
 
     return {"model": rates.model, "provider": rates.provider, **rates.as_dict(), "source": rates.source,
             "origin": origin(rates)}
 
 
 def _rate_cells(rates: Rates) -> list:
-    from pflow_metrics.pricing import origin
 
     return [clean(rates.model), rates.provider or "-", *(f"{rate:g}" for rate in rates.as_dict().values()),
             origin(rates)]
@@ -165,3 +164,13 @@ def _reprice_json(result: RepriceResult, filters: Filters, dry_run: bool) -> dic
         "kept_old_cost": dict(result.kept_old_cost), "still_unpriced": dict(result.still_unpriced),
         "provider_reported_calls": result.provider_reported, "running_runs_skipped": result.running_skipped,
     }
+
+
+def origin(rates: Any, at: datetime | None = None) -> str:
+    """Where `rates` came from, for people: the pricing file's path, or the genai-prices
+    version and the day whose prices were used."""
+    from pflow_metrics import pricing
+
+    if rates.source == pricing.OVERRIDE:
+        return f"pricing file {pricing.pricing_file()}"
+    return f"genai-prices {pricing.catalogue_version()} (bundled data), prices of {pricing.price_day(at)}"

@@ -118,11 +118,12 @@ def rates_for(model: str, provider: str | None = None, at: datetime | None = Non
     override = overrides().get(model)
     if override is not None:
         return override
-    found = _catalogue_price(model, provider, _day(at))
+    found = _catalogue_price(model, provider, price_day(at))
     return None if found is None else found[0]
 
 
-def _day(at: datetime | None) -> str:
+def price_day(at: datetime | None) -> str:
+    """The UTC day whose prices apply at `at` (default now)."""
     moment = at if at is not None else datetime.now(UTC)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -143,17 +144,22 @@ def _catalogue_price(model: str, provider: str | None, day: str) -> tuple[Rates,
         except (LookupError, ValueError):
             continue
         price = result.model_price
-        rates = Rates(
-            input=_base(price.input_mtok),
-            output=_base(price.output_mtok),
-            cache_read=_optional_base(price.cache_read_mtok),
-            cache_creation=_optional_base(price.cache_write_mtok),
-            source=CATALOGUE,
-            model=result.model.id,
-            provider=result.provider.id,
-        )
+        rates = _catalogue_rates(price, result.model.id, result.provider.id)
         return rates, price
     return None
+
+
+def _catalogue_rates(price: Any, model: str, provider: str) -> Rates:
+    """Rates from a genai-prices ModelPrice."""
+    return Rates(
+        input=_base(price.input_mtok),
+        output=_base(price.output_mtok),
+        cache_read=_optional_base(price.cache_read_mtok),
+        cache_creation=_optional_base(price.cache_write_mtok),
+        source=CATALOGUE,
+        model=model,
+        provider=provider,
+    )
 
 
 def _base(price: Any) -> float:
@@ -204,7 +210,7 @@ def price_call(call: LLMCallRecord, at: datetime | None = None) -> None:
             _apply(call, override, cost_of(call, override))
             return
     for name in names:
-        found = _catalogue_price(name, call.provider, _day(moment))
+        found = _catalogue_price(name, call.provider, price_day(moment))
         if found is not None:
             rates, price = found
             try:
@@ -244,15 +250,7 @@ def known_rates(providers: tuple[str, ...] = LISTED_PROVIDERS) -> list[Rates]:
                 continue
             if price.input_mtok is None or price.output_mtok is None:
                 continue
-            listed[model.id] = Rates(
-                input=_base(price.input_mtok),
-                output=_base(price.output_mtok),
-                cache_read=_optional_base(price.cache_read_mtok),
-                cache_creation=_optional_base(price.cache_write_mtok),
-                source=CATALOGUE,
-                model=model.id,
-                provider=provider.id,
-            )
+            listed[model.id] = _catalogue_rates(price, model.id, provider.id)
     return list(listed.values())
 
 
@@ -267,11 +265,3 @@ def catalogue_providers() -> list[str]:
 def catalogue_version() -> str:
     """The installed genai-prices version: its bundled data is what prices calls."""
     return version("genai-prices")
-
-
-def origin(rates: Rates, at: datetime | None = None) -> str:
-    """Where `rates` came from, for people: the pricing file's path, or the genai-prices
-    version and the day whose prices were used."""
-    if rates.source == OVERRIDE:
-        return f"pricing file {pricing_file()}"
-    return f"genai-prices {catalogue_version()} (bundled data), prices of {_day(at)}"
