@@ -1,7 +1,11 @@
-"""Many processes recording instrumented runs into one new ledger at once (issues 2 and 6)."""
+"""Many processes recording instrumented runs into one new ledger at once (issues 2 and 6).
+
+This proves nothing is lost or double-counted while writers contend; throughput at scale is
+benchmarks/bench_load.py's job, so the runs per process are few."""
 
 import json
 import subprocess
+from decimal import Decimal
 import sys
 import textwrap
 
@@ -35,7 +39,7 @@ WORKER = textwrap.dedent(
 
 
 def test_eight_processes_record_every_run_into_one_new_ledger(ledger_url, capsys):
-    workers, runs = 8, 100
+    workers, runs = 8, 15
     procs = [
         subprocess.Popen([sys.executable, "-c", WORKER, ledger_url, str(worker), str(runs)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -50,7 +54,7 @@ def test_eight_processes_record_every_run_into_one_new_ledger(ledger_url, capsys
         assert conn.execute(select(func.count()).select_from(Run)).scalar() == workers * runs
         assert conn.execute(select(func.count()).select_from(NodeExecution)).scalar() == workers * runs * 3
         assert conn.execute(select(func.count()).select_from(LLMCall)).scalar() == workers * runs * 3
-    expected = sum(runs * 3 * 0.001 * (worker + 1) for worker in range(workers))
+    expected = sum(runs * 3 * Decimal("0.001") * (worker + 1) for worker in range(workers))
 
     from pflow_metrics.cli.app import main
 
@@ -58,6 +62,6 @@ def test_eight_processes_record_every_run_into_one_new_ledger(ledger_url, capsys
         main(["--db", ledger_url, "cost", "--by", "workflow", "--format", "json", "--since", "1h"])
     except SystemExit:
         pass
-    total = json.loads(capsys.readouterr().out)["total"]
+    total = json.loads(capsys.readouterr().out, parse_float=Decimal)["total"]
     assert total["runs"] == workers * runs
-    assert abs(total["cost_usd"] - expected) < 1e-9
+    assert total["cost_usd"] == expected
