@@ -63,7 +63,7 @@ def test_failing_shell_node_secret_is_redacted_in_ledger_and_export(write_workfl
     ran = invoke("--db", ledger_url, "run", str(flow), "--trace", "--output-format", "json")
     assert ran.exit_code == 1
     body = json.loads(ran.stdout)
-    assert body["error"]["message"] == f"command exited with 3: auth failed for {REDACTED}"
+    assert body["error"] == body["error_detail"]["message"] == f"command exited with 3: auth failed for {REDACTED}"
 
     with Ledger.open(ledger_url) as ledger:
         record = ledger.get_run(body["run_id"])

@@ -51,7 +51,7 @@ def test_ctrl_c_during_run_exits_130_and_records_a_failed_run_with_its_trace_sum
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     body = json.loads(stdout)
-    assert body["is_error"] and body["error"]["node_id"] == "slow" and "SIGINT" in body["error"]["message"]
+    assert body["is_error"] and body["error_detail"]["node_id"] == "slow" and "SIGINT" in body["error"]
     with Ledger.open(sqlite_url) as ledger:
         record = ledger.get_run(body["run_id"])
     assert record.status == "failed" and "SIGINT" in record.error

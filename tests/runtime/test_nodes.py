@@ -14,8 +14,9 @@ def run(nodes, shared=None):
 
 
 def test_builtin_types_are_found_through_entry_points():
-    assert node_type_names() == ["copy-file", "echo", "llm", "read-file", "shell", "write-file"]
-    assert {entry["type"]: entry["writes"] for entry in catalogue()}["llm"].keys() == {"response", "llm_usage"}
+    assert node_type_names() == ["copy-file", "delete-file", "echo", "llm", "move-file", "read-file", "shell",
+                                 "workflow", "write-file"]
+    assert {entry["type"]: entry["writes"] for entry in catalogue()}["llm"].keys() == {"response", "llm_usage", "error"}
 
 
 def test_llm_node_answers_through_the_llm_library_and_reports_usage():

@@ -30,7 +30,8 @@ def test_an_invalid_first_answer_is_retried_with_its_errors(canned_planner, ledg
     assert '"prompt": "Explain about ledgers"' in body["result"]["answer"]
 
     planner_part, workflow_part = body["metrics"]["planner"], body["metrics"]["workflow"]
-    assert planner_part["nodes_executed"] == 5  # generate, validate, generate, validate, end
+    assert planner_part["nodes_executed"] == 3  # distinct nodes, as in pflow: generate, validate, end
+    assert planner_part["node_runs"] == 5  # generate, validate, generate, validate, end
     assert workflow_part["nodes_executed"] == 2
     with Ledger.open(ledger_url) as ledger:
         record = ledger.get_run(body["run_id"])
@@ -46,8 +47,8 @@ def test_the_planner_gives_up_after_three_invalid_answers(canned_planner, ledger
     assert result.exit_code == 1
     assert len(planner.prompts) == 3
     body = json.loads(result.stdout)
-    assert body["error"]["type"] == "PlanningFailed"
-    assert "unknown node type 'lm'" in body["error"]["message"]
+    assert body["error_detail"]["type"] == "PlanningFailed"
+    assert "unknown node type 'lm'" in body["error"]
     with Ledger.open(ledger_url) as ledger:
         record = ledger.get_run(body["run_id"])
     assert record.status == "failed" and len(record.llm_calls) == 3

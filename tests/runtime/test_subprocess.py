@@ -67,7 +67,7 @@ def test_a_signal_records_the_run_as_failed_with_the_reason(pflow_home, tmp_path
     stdout, _ = process.communicate(timeout=60)
     assert process.returncode == code
     body = json.loads(stdout)
-    assert body["error"]["node_id"] == "slow" and signal.Signals(signum).name in body["error"]["message"]
+    assert body["error_detail"]["node_id"] == "slow" and signal.Signals(signum).name in body["error"]
     with Ledger.open(sqlite_url) as ledger:
         record = ledger.get_run(body["run_id"])
     assert record.status == "failed" and signal.Signals(signum).name in record.error

@@ -169,19 +169,28 @@ def _report(outcome: Any, output_format: OutputFormat, caught: list[warnings.War
 
 
 def json_result(outcome: Any) -> dict[str, Any]:
+    """pflow's JSON output (`result`, `is_error`, `error` as a string, `duration_ms`,
+    `duration_planner_ms`, `total_cost_usd`, `num_nodes`, `metrics`), then ours: `run_id`,
+    `trace_path`, `error_detail`. A failed run has `"result": null` and `error`; a declared
+    output the run never produced is left out of `result`."""
     result = outcome.result
     summary = result.summary or {}
-    body: dict[str, Any] = {
-        "result": outcome.outputs if outcome.error is None else None,
-        "is_error": outcome.error is not None,
+    failed = outcome.error is not None
+    body: dict[str, Any] = {"result": None if failed else outcome.outputs, "is_error": failed}
+    if failed:
+        body["error"] = _error_text(outcome.error)
+    body.update({
         "duration_ms": summary.get("duration_ms"),
+        "duration_planner_ms": summary.get("duration_planner_ms"),
+        "total_cost_usd": summary.get("total_cost_usd"),
+        "num_nodes": summary.get("num_nodes", 0),
         "metrics": summary.get("metrics", {}),
         "run_id": result.run_id,
         "trace_path": str(result.trace_path) if result.trace_path else None,
-    }
-    if outcome.error is not None:
-        body["error"] = {
-            "message": _error_text(outcome.error),
+    })
+    if failed:
+        body["error_detail"] = {
+            "message": body["error"],
             "node_id": outcome.failed_node,
             "type": type(outcome.error).__name__,
         }

@@ -1,14 +1,18 @@
-"""`pflow-metrics trace show FILE`: a workflow trace as a readable timeline."""
+"""`pflow-metrics trace show FILE`: a workflow trace as a readable timeline; `trace export FILE
+[-o OUT]`: the same trace as pflow's trace document."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from pflow_metrics.config import PRIVATE_FILE_MODE
+from pflow_metrics.errors import UsageError
 from pflow_metrics.instrumentation.trace import read_trace
 
 app = typer.Typer(help="Read workflow traces (written by `run --trace`).", no_args_is_help=True)
@@ -19,6 +23,28 @@ def show(file: Path = typer.Argument(..., metavar="FILE", help="A workflow-trace
     """Print the header, one line per node (with its LLM calls and changed keys), and the summary."""
     for line in timeline(read_trace(file)):
         typer.echo(line)
+
+
+@app.command("export")
+def export(
+    file: Path = typer.Argument(..., metavar="FILE", help="A workflow-trace-*.jsonl file."),
+    out: Path = typer.Option(None, "-o", "--output", metavar="OUT", help="Write here instead of stdout."),
+) -> None:
+    """Write the trace as pflow's trace document (JSON), for tools that read pflow traces."""
+    from pflow_metrics import money
+    from pflow_metrics.instrumentation.trace_export import export_trace
+
+    # ASCII, as pflow writes it: a value may hold a lone surrogate, which no UTF-8 file can.
+    text = money.dumps(export_trace(read_trace(file)), indent=2, fallback=str, allow_nan=True) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:  # private, like the trace it comes from
+        descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
 
 
 def timeline(events: list[dict[str, Any]]) -> list[str]:

@@ -19,6 +19,7 @@ class MetricsCollector:
         self.phase_ms = dict.fromkeys(PHASES, 0.0)
         self.rejected_usage = 0
         self.priced_cost = ZERO  # exact Decimal USD
+        self.phases_run: set[str] = set()
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
@@ -37,18 +38,36 @@ class MetricsCollector:
 
     def add_phase_time(self, phase: str, ms: float) -> None:
         self.phase_ms[phase] += ms
+        self.phases_run.add(phase)
 
     def get_summary(self, llm_calls: list[LLMCallRecord] | None = None) -> dict[str, Any]:
-        """{"duration_ms", "metrics": {"planner", "workflow", "total"}} as in the spec."""
+        """pflow's summary, with our extras beside its keys:
+
+        {"duration_ms", "duration_planner_ms" (None without a planner), "total_cost_usd",
+         "num_nodes", "metrics": {"planner" and "workflow" (each only when that phase ran),
+         "total"}}. Money is an exact Decimal, None when a call could not be priced (never
+        guessed: `unpriced_models` and `partial_cost_usd` say what is known). Durations are
+        rounded to 0.01 ms as in pflow. `nodes_executed` and `num_nodes` count distinct nodes
+        (pflow's meaning); `node_runs` counts executions (a loop runs a node more than once)."""
         calls = self.calls if llm_calls is None else llm_calls
-        parts = {phase: self._part(phase, [c for c in calls if c.phase == phase]) for phase in PHASES}
+        metrics: dict[str, Any] = {
+            phase: self._part(phase, [c for c in calls if c.phase == phase])
+            for phase in PHASES if phase in self.phases_run or any(n.phase == phase for n in self.nodes)
+        }
         total = self._part(None, calls)
-        total["duration_ms"] = self.elapsed_ms()
-        unpriced = sorted({c.model for c in calls if c.cost_usd is None})
-        total["unpriced_models"] = unpriced
+        duration = _ms(self.elapsed_ms())
+        total["duration_ms"] = duration
+        total["unpriced_models"] = sorted({c.model for c in calls if c.cost_usd is None})
         total["partial_cost_usd"] = sum((c.cost_usd for c in calls if c.cost_usd is not None), ZERO)
         total["rejected_usage_entries"] = self.rejected_usage
-        return {"duration_ms": total["duration_ms"], "metrics": {**parts, "total": total}}
+        metrics["total"] = total
+        return {
+            "duration_ms": duration,
+            "duration_planner_ms": metrics["planner"]["duration_ms"] if "planner" in metrics else None,
+            "total_cost_usd": total["cost_usd"],
+            "num_nodes": sum(metrics[phase]["nodes_executed"] for phase in PHASES if phase in metrics),
+            "metrics": metrics,
+        }
 
     def _part(self, phase: str | None, calls: list[LLMCallRecord]) -> dict[str, Any]:
         nodes = [n for n in self.nodes if phase is None or n.phase == phase]
@@ -59,16 +78,26 @@ class MetricsCollector:
         timings: dict[str, float] = {}
         for node in nodes:
             timings[node.node_id] = timings.get(node.node_id, 0.0) + node.duration_ms
+        tokens_input = tokens.input + tokens.cache_read + tokens.cache_creation  # all input sent
         part = {
-            "duration_ms": self.phase_ms[phase] if phase else None,
-            "nodes_executed": len(nodes),
+            # pflow's keys
+            # A phase that ran as a flow of its own has its time; nodes marked planner by
+            # `__is_planner__` inside the workflow have only their own.
+            "duration_ms": None if phase is None else _ms(
+                self.phase_ms[phase] if phase in self.phases_run else sum(n.duration_ms for n in nodes)),
+            "nodes_executed": len({(n.phase, n.node_id) for n in nodes}),
             "cost_usd": None if unpriced else sum((c.cost_usd for c in calls), ZERO),
+            "tokens_input": tokens_input,
+            "tokens_output": tokens.output,
+            "tokens_total": tokens_input + tokens.output,
+            "models_used": sorted({c.model for c in calls}),
+            "node_timings": timings,
+            # ours
+            "node_runs": len(nodes),
             "llm_calls": len(calls),
             "input_tokens": tokens.input,
             "output_tokens": tokens.output,
-            "total_tokens": tokens.input + tokens.cache_read + tokens.cache_creation + tokens.output,
-            "models_used": sorted({c.model for c in calls}),
-            "node_timings": timings,
+            "total_tokens": tokens_input + tokens.output,
         }
         if tokens.cache_read or tokens.cache_creation:
             part["cache_read_tokens"] = tokens.cache_read
@@ -76,3 +105,7 @@ class MetricsCollector:
         if tokens.thinking:
             part["thinking_tokens"] = tokens.thinking
         return part
+
+
+def _ms(value: float) -> float:
+    return round(value, 2)

@@ -27,7 +27,7 @@ from pocketflow import AsyncNode, BaseNode, BatchNode, Flow
 
 from pflow_metrics.instrumentation import llm_capture
 from pflow_metrics.instrumentation.errors import MetricsWarning
-from pflow_metrics.instrumentation.session import LLM_CALLS_KEY, RunSession, current_session
+from pflow_metrics.instrumentation.session import LLM_CALLS_KEY, PLANNER_FLAG, RunSession, current_session
 from pflow_metrics.record import NodeRecord
 
 _PICKLE_HOOKS = ("__setstate__", "__getstate__", "__getnewargs__", "__getnewargs_ex__")
@@ -40,7 +40,8 @@ class InstrumentedNodeWrapper(BaseNode):
         self.node_id = node_id
         self.node_type = getattr(inner_node, "node_type", None) or type(inner_node).__name__
         self.phase = phase
-        self.is_flow = isinstance(inner_node, Flow)
+        # A flow, or a node that runs child nodes (a nested workflow): its children report usage.
+        self.is_flow = isinstance(inner_node, Flow) or getattr(inner_node, "runs_child_nodes", False)
         # Where the runtime's namespacing puts this node's llm_usage: its own (unprefixed) id.
         self.local_id = getattr(inner_node, "node_id", None) or node_id
 
@@ -141,7 +142,7 @@ class _Observation:
             record = NodeRecord(
                 wrapper.node_id,
                 wrapper.node_type,
-                wrapper.phase,
+                _phase(shared, wrapper.phase),
                 (ended - self.started) * 1000,  # duration_ms
                 "failed" if error is not None else "success",
                 max(self.attempts - (self.items or 0) + 1, 1) if self.items else max(self.attempts, 1),
@@ -166,7 +167,9 @@ class _Observation:
             return entries  # the common case: the node reported nothing itself
         reported = []
         for seen, now in ((self.root_before, root), (self.namespaced_before, namespaced)):
-            if now is not None and (seen is None or seen.changed(now)) and not any(now is r for r in reported):
+            # `{}` is pflow's "the model reported no usage": nothing to count, nothing to warn about.
+            if now is not None and now != {} and (seen is None or seen.changed(now)) \
+                    and not any(now is r for r in reported):
                 reported.append(now)
         if calls > self.calls_before:
             reported += _claim_unattributed_calls(shared, self.calls_before)
@@ -207,6 +210,17 @@ def _same_counts(captured: dict[str, Any], reported: dict[str, Any]) -> bool:
         reported.get("input_tokens", reported.get("prompt_tokens")),
         reported.get("output_tokens", reported.get("completion_tokens")),
     )
+
+
+def _phase(shared: MutableMapping, phase: str) -> str:
+    """The node's phase: "planner" when `__is_planner__` is set in the shared store (as pflow
+    marks planner calls), else the phase its flow runs in."""
+    if phase == "planner":
+        return phase
+    try:
+        return "planner" if shared.get(PLANNER_FLAG) else phase
+    except Exception:
+        return phase
 
 
 def _self_reported(shared: MutableMapping, local_id: str) -> tuple[Any, Any, int]:

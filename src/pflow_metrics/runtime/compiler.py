@@ -11,6 +11,7 @@ from typing import Any
 
 from pocketflow import Flow
 
+from pflow_metrics.runtime.nodes.base import Verbatim
 from pflow_metrics.runtime.registry import load_node_class
 from pflow_metrics.runtime.wrappers import NamespacedNodeWrapper, ProgressNodeWrapper, TemplateAwareNodeWrapper
 
@@ -22,9 +23,26 @@ def compile_workflow(ir: dict[str, Any], progress: Callable[[str, str, float], N
     edges = ir.get("edges")
     if edges is None:
         edges = [{"from": a, "to": b} for a, b in zip(ids, ids[1:])]
+    actions: dict[str, set[str]] = {node_id: set() for node_id in nodes}
     for edge in edges:
-        nodes[edge["from"]] - edge.get("action", "default") >> nodes[edge["to"]]
+        action = edge.get("action", "default")
+        nodes[edge["from"]] - action >> nodes[edge["to"]]
+        actions[edge["from"]].add(action)
+    inputs = frozenset(ir.get("inputs") or ())
+    for node_id, node in nodes.items():
+        inner = _innermost(node)
+        # A built-in node that fails returns the `error` action when an edge takes it, and
+        # raises (failing the node and the run) when none does.
+        inner.edge_actions = frozenset(actions[node_id])
+        # Store keys that are the workflow's inputs yield to explicit params (see WorkflowNode.read).
+        inner.workflow_inputs = inputs
     return Flow(start=nodes[ir.get("start_node") or ids[0]])
+
+
+def _innermost(node: Any) -> Any:
+    while "inner_node" in node.__dict__:
+        node = node.inner_node
+    return node
 
 
 def _build_node(spec: dict[str, Any], progress: Callable[[str, str, float], None] | None):
@@ -32,6 +50,10 @@ def _build_node(spec: dict[str, Any], progress: Callable[[str, str, float], None
     node = load_node_class(spec["type"])()
     node.node_id = node_id
     node.node_type = spec["type"]  # the ledger names the IR type, not the class
-    templated = TemplateAwareNodeWrapper(node, node_id, dict(spec.get("params") or {}))
+    params = dict(spec.get("params") or {})
+    for name in getattr(node, "verbatim_params", ()):
+        if name in params:
+            params[name] = Verbatim(params[name])
+    templated = TemplateAwareNodeWrapper(node, node_id, params)
     namespaced = NamespacedNodeWrapper(templated, node_id)
     return ProgressNodeWrapper(namespaced, node_id, progress) if progress else namespaced

@@ -25,6 +25,13 @@ MAX_SHOWN_ERRORS = 20
 MAX_DEPTH = 100
 NODE_ID = re.compile(r"[A-Za-z_][\w-]*\Z")
 INPUT_TYPES = ("string", "number", "integer", "boolean", "object", "array")
+# pflow's IR schema is closed: these are the only keys each object may hold.
+WORKFLOW_KEYS = ("ir_version", "nodes", "edges", "start_node", "mappings", "inputs", "outputs", "enable_namespacing")
+NODE_KEYS = ("id", "type", "purpose", "params")
+EDGE_KEYS = ("from", "to", "action")
+INPUT_KEYS = ("description", "required", "type", "default")
+OUTPUT_KEYS = ("description", "type", "source")
+MAPPING_KEYS = ("input_mappings", "output_mappings")
 
 
 class WorkflowInvalid(UsageError):
@@ -133,6 +140,7 @@ def validate_workflow(ir: Any, node_types: Collection[str]) -> list[str]:
     if deep is not None:
         return [f"{deep.lstrip('.') or '(root)'}: nested deeper than {MAX_DEPTH} levels"]
     errors = _Problems()
+    _unknown_keys("", ir, WORKFLOW_KEYS, errors)
     version = ir.get("ir_version")
     if version is None:
         errors.append(f"ir_version: required (use \"{IR_VERSION}\")")
@@ -140,8 +148,13 @@ def validate_workflow(ir: Any, node_types: Collection[str]) -> list[str]:
         errors.append(f"ir_version: unsupported version {_shown(version)} (expected \"{IR_VERSION}\")")
     inputs = _mapping_field(ir, "inputs", errors)
     for name, spec in inputs.items():
+        if isinstance(spec, dict) and isinstance(name, str) and NODE_ID.match(name):
+            _unknown_keys(f"inputs.{name}", spec, INPUT_KEYS, errors)
         errors.extend(_input_errors(name, spec))
-    node_ids = _node_errors(ir, inputs, node_types, errors)
+    namespacing = ir.get("enable_namespacing", True)
+    if not isinstance(namespacing, bool):
+        errors.append(f"enable_namespacing: must be true or false, got {_kind(namespacing)}")
+    node_ids = _node_errors(ir, inputs, node_types, errors, namespaced=namespacing is not False)
     suggest = errors.suggester(node_ids)
     _edge_errors(ir, node_ids, suggest, errors)
     start = ir.get("start_node")
@@ -150,14 +163,52 @@ def validate_workflow(ir: Any, node_types: Collection[str]) -> list[str]:
             errors.append(f"start_node: must be a node id (a string), got {_kind(start)}")
         elif start not in node_ids:
             errors.append(f"start_node: no node with id {_shown(start)}{suggest(start)}")
-    names = set(inputs) | node_ids
+    _mappings_errors(ir, node_ids, suggest, errors)
+    names = set(inputs) | node_ids if namespacing is not False else _ANY_NAME
     suggest_name = errors.suggester(names)
     for name, spec in _mapping_field(ir, "outputs", errors).items():
         if not isinstance(spec, dict):
             errors.append(f"outputs.{name}: must be an object, got {_kind(spec)}")
             continue
+        _unknown_keys(f"outputs.{name}", spec, OUTPUT_KEYS, errors)
+        if "source" in spec and not isinstance(spec["source"], str):
+            errors.append(f"outputs.{name}.source: must be a template (a string), got {_kind(spec['source'])}")
+        for field in ("description", "type"):
+            if field in spec and not isinstance(spec[field], str):
+                errors.append(f"outputs.{name}.{field}: must be a string, got {_kind(spec[field])}")
         _template_errors(f"outputs.{name}.source", spec.get("source"), names, suggest_name, errors)
     return errors.lines()
+
+
+def _unknown_keys(where: str, value: dict, allowed: tuple[str, ...], errors: _Problems) -> None:
+    """One line per key of `value` that pflow's closed schema does not allow there, naming it."""
+    if len(value) <= len(allowed) and all(key in allowed for key in value):
+        return  # the common case, without building a suggester
+    suggest = errors.suggester(allowed)
+    for key in value:
+        if key not in allowed:
+            shown = _shown(key, 60, quote=False) if isinstance(key, str) else _shown(key)
+            errors.append(f"{where + '.' if where else ''}{shown}: unknown key{suggest(key)} "
+                          f"(allowed: {', '.join(allowed)})")
+
+
+def _mappings_errors(ir: dict, node_ids: set[str], suggest, errors: _Problems) -> None:
+    """pflow's `mappings`: node id -> {"input_mappings": {...}, "output_mappings": {...}}, each
+    mapping names to names. Accepted and checked; this runtime does not apply them."""
+    for node_id, spec in _mapping_field(ir, "mappings", errors).items():
+        where = f"mappings.{_shown(node_id, 60, quote=False)}"
+        if node_id not in node_ids:
+            errors.append(f"{where}: no node with id {_shown(node_id)}{suggest(node_id)}")
+        if not isinstance(spec, dict):
+            errors.append(f"{where}: must be an object, got {_kind(spec)}")
+            continue
+        _unknown_keys(where, spec, MAPPING_KEYS, errors)
+        for field in MAPPING_KEYS:
+            table = spec.get(field, {})
+            if not isinstance(table, dict):
+                errors.append(f"{where}.{field}: must be an object, got {_kind(table)}")
+            elif not all(isinstance(target, str) for target in table.values()):
+                errors.append(f"{where}.{field}: every value must be a string")
 
 
 class _Problems(list):
@@ -234,7 +285,19 @@ def coerce(value: Any, kind: str) -> Any:
     raise ValueError(f"expected {kind}, got {_shown(value)}")
 
 
-def _node_errors(ir: dict, inputs: dict, node_types: Collection[str], errors: _Problems) -> set[str]:
+class _AnyName(frozenset):
+    """The names a template may start with when namespacing is off: nodes write at the root
+    of the shared store, under keys no validation can know, so any (checked when it runs)."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+_ANY_NAME = _AnyName()
+
+
+def _node_errors(ir: dict, inputs: dict, node_types: Collection[str], errors: _Problems,
+                 namespaced: bool = True) -> set[str]:
     nodes = ir.get("nodes")
     if not isinstance(nodes, list) or not nodes:
         errors.append("nodes: required, a non-empty list of nodes")
@@ -246,6 +309,9 @@ def _node_errors(ir: dict, inputs: dict, node_types: Collection[str], errors: _P
         if not isinstance(node, dict):
             errors.append(f"{where}: must be an object, got {_kind(node)}")
             continue
+        _unknown_keys(where, node, NODE_KEYS, errors)
+        if "purpose" in node and not isinstance(node["purpose"], str):
+            errors.append(f"{where}.purpose: must be a string, got {_kind(node['purpose'])}")
         node_id = node.get("id")
         if not isinstance(node_id, str) or not NODE_ID.match(node_id):
             errors.append(f"{where}.id: required, letters, digits, '_' or '-', got {_shown(node_id)}")
@@ -262,11 +328,14 @@ def _node_errors(ir: dict, inputs: dict, node_types: Collection[str], errors: _P
             errors.append(f"{where}.type: unknown node type {_shown(node_type)}{suggest_type(node_type)}")
         if not isinstance(node.get("params", {}), dict):
             errors.append(f"{where}.params: must be an object, got {_kind(node['params'])}")
-    names = set(inputs) | set(first_use)
+    names = set(inputs) | set(first_use) if namespaced else _ANY_NAME
     suggest_name = errors.suggester(names)
     for index, node in enumerate(nodes):
         if isinstance(node, dict) and isinstance(node.get("params"), dict):
-            _template_errors(f"nodes[{index}].params", node["params"], names, suggest_name, errors)
+            params = node["params"]
+            if node.get("type") == "workflow":  # an inline child's templates are its own, checked when it runs
+                params = {key: value for key, value in params.items() if key != "workflow_ir"}
+            _template_errors(f"nodes[{index}].params", params, names, suggest_name, errors)
     return set(first_use)
 
 
@@ -280,6 +349,7 @@ def _edge_errors(ir: dict, node_ids: set[str], suggest, errors: _Problems) -> No
         if not isinstance(edge, dict):
             errors.append(f"{where}: must be an object, got {_kind(edge)}")
             continue
+        _unknown_keys(where, edge, EDGE_KEYS, errors)
         for end in ("from", "to"):
             target = edge.get(end)
             if target is None:
@@ -297,6 +367,8 @@ def _input_errors(name: str, spec: Any) -> list[str]:
         return [f"inputs.{_shown(name, 60, quote=False)}: input names use letters, digits, '_' or '-'"]
     if not isinstance(spec, dict):
         return [f"inputs.{name}: must be an object, got {_kind(spec)}"]
+    if not isinstance(spec.get("required", True), bool):
+        return [f"inputs.{name}.required: must be true or false, got {_kind(spec['required'])}"]
     kind = spec.get("type", "string")
     if not isinstance(kind, str) or kind not in INPUT_TYPES:
         return [f"inputs.{name}.type: unknown type {_shown(kind)}{suggestion(kind, INPUT_TYPES)}"]

@@ -13,10 +13,27 @@ from pflow_metrics.errors import UsageError
 
 GROUP = "pflow_metrics.node_types"
 
+# The built-in types, as pyproject.toml declares them: found even when the installed metadata
+# predates a type (an editable install not reinstalled); an installed entry point of the same
+# name wins.
+BUILTIN = {
+    "llm": "pflow_metrics.runtime.nodes.llm_node:LLMNode",
+    "shell": "pflow_metrics.runtime.nodes.shell:ShellNode",
+    "read-file": "pflow_metrics.runtime.nodes.files:ReadFileNode",
+    "write-file": "pflow_metrics.runtime.nodes.files:WriteFileNode",
+    "copy-file": "pflow_metrics.runtime.nodes.files:CopyFileNode",
+    "move-file": "pflow_metrics.runtime.nodes.files:MoveFileNode",
+    "delete-file": "pflow_metrics.runtime.nodes.files:DeleteFileNode",
+    "echo": "pflow_metrics.runtime.nodes.echo:EchoNode",
+    "workflow": "pflow_metrics.runtime.nodes.workflow:WorkflowExecutorNode",
+}
+
 
 @cache
 def _entry_points() -> dict[str, EntryPoint]:
-    return {point.name: point for point in entry_points(group=GROUP)}
+    points = {name: EntryPoint(name=name, value=value, group=GROUP) for name, value in BUILTIN.items()}
+    points.update((point.name, point) for point in entry_points(group=GROUP))
+    return points
 
 
 def node_type_names() -> list[str]:

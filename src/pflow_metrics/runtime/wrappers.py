@@ -84,14 +84,40 @@ class NamespacedStore(MutableMapping):
 
 
 class NamespacedNodeWrapper(_DelegatingWrapper):
-    """Runs the wrapped node against a NamespacedStore of the shared store."""
+    """Runs the wrapped node against a NamespacedStore of the shared store; with `enabled`
+    False (a workflow with `"enable_namespacing": false`), against the shared store itself."""
+
+    enabled = True
 
     def set_params(self, params: dict) -> None:
         super().set_params(params)
         self.inner_node.set_params(params)
 
     def _run(self, shared: MutableMapping) -> Any:
+        if not self.enabled:
+            return self.inner_node._run(shared)
         return self.inner_node._run(NamespacedStore(shared, self.node_id))
+
+
+def set_namespacing(flow: BaseNode, enabled: bool) -> BaseNode:
+    """Turn the namespacing of every node of a compiled workflow on or off (pflow's
+    `enable_namespacing`): off, nodes read and write the root of the shared store. Walks the
+    graph without recursion; returns `flow`."""
+    start = getattr(flow, "start_node", None)
+    seen: set[int] = set()
+    stack = [start] if start is not None else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.extend(node.successors.values())
+        link: Any = node
+        while isinstance(link, BaseNode):
+            if isinstance(link, NamespacedNodeWrapper):
+                link.enabled = enabled
+            link = link.__dict__.get("inner_node")
+    return flow
 
 
 class TemplateAwareNodeWrapper(_DelegatingWrapper):
