@@ -7,7 +7,6 @@ Full scale: 200,000 runs and 2,000,000 LLM calls over a year, written through in
 
 from __future__ import annotations
 
-import json
 import random
 import sqlite3
 import subprocess
@@ -38,7 +37,7 @@ def record_lines(runs: int, now: datetime):
             calls.append({"model": model, "provider": provider, "node_id": f"step-{rng.randint(0, 2)}",
                           "cost_usd": None if model == "house" else rng.uniform(0.001, 0.05),
                           "input_tokens": rng.randint(10, 5000), "output_tokens": rng.randint(10, 800)})
-        yield json.dumps(make_run(f"workflow-{i % 12}", started_at=started, calls=calls, nodes=3).to_dict())
+        yield make_run(f"workflow-{i % 12}", started_at=started, calls=calls, nodes=3).to_json()
 
 
 def main(quick: bool = False) -> None:
@@ -59,7 +58,7 @@ def main(quick: bool = False) -> None:
     # CROSS JOIN makes SQLite walk runs by start time first: the fastest plan for raw SQL here
     # (a plain JOIN scans every call through the model index).
     raw_all_sql = ("SELECT c.model, count(*), count(DISTINCT c.run_id), sum(c.input_tokens), sum(c.output_tokens), "
-                   "sum(c.cost_usd) FROM runs r CROSS JOIN llm_calls c ON c.run_id = r.id {where} GROUP BY c.model")
+                   "sum(c.cost_nanousd) FROM runs r CROSS JOIN llm_calls c ON c.run_id = r.id {where} GROUP BY c.model")
     raw_sql = raw_all_sql.format(where="WHERE r.started_at >= ?")
     raw_week = median_seconds(lambda: raw.execute(raw_sql, (since,)).fetchall(), 5)
     all_time = median_seconds(lambda: cost_by(ledger, Filters(), ["model"]), 3)

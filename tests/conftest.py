@@ -4,7 +4,11 @@ PostgreSQL schema (the local server from .ci/run); each test gets its own."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -71,15 +75,78 @@ def price_models(pflow_home):
     return write
 
 
+class CliResult(NamedTuple):
+    """What a CLI call gave: a tuple (exit code, stdout, stderr), also by name."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
 @pytest.fixture
 def cli(capsys):
     """Run the CLI in-process through main() (its error handling included): (exit code, stdout, stderr)."""
     from pflow_metrics.cli.app import main
 
-    def invoke(*args) -> tuple[int, str, str]:
+    def invoke(*args) -> CliResult:
+        capsys.readouterr()  # only this call's output
         with pytest.raises(SystemExit) as exit_info:
             main([str(arg) for arg in args])
         out = capsys.readouterr()
-        return exit_info.value.code, out.out, out.err
+        return CliResult(exit_info.value.code, out.out, out.err)
 
     return invoke
+
+
+class CliProcess:
+    """The installed `pflow-metrics` executable in a separate process, with this test's
+    environment (its PFLOW_HOME included). For what only a real process shows: signals,
+    exit codes of the interpreter, import time, processes racing each other."""
+
+    exe = str(Path(sys.executable).with_name("pflow-metrics"))
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+
+    def run(self, *args, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+        """Run to the end: a CompletedProcess with text stdout and stderr."""
+        kwargs.setdefault("env", self.env)
+        return subprocess.run([self.exe, *map(str, args)], capture_output=True, text=True, timeout=timeout, **kwargs)
+
+    def start(self, *args, **kwargs) -> subprocess.Popen:
+        """Start it and return the Popen (stdout and stderr are text pipes); the caller waits."""
+        kwargs.setdefault("env", self.env)
+        return subprocess.Popen([self.exe, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, **kwargs)
+
+
+@pytest.fixture
+def cli_process(pflow_home):
+    """`cli_process.run(*args)` / `cli_process.start(*args)`: the CLI as a separate process."""
+    return CliProcess({**os.environ, "PFLOW_HOME": str(pflow_home)})
+
+
+@pytest.fixture
+def register_llm_models():
+    """`register_llm_models(*models)`: make `llm` models resolvable by their model_id for this
+    test, through a plugin registered with llm's plugin manager (as a provider plugin does);
+    every plugin is unregistered after the test. Returns the first model."""
+    import llm
+    from llm.plugins import pm
+
+    plugins = []
+
+    def register(*models):
+        class Plugin:
+            @llm.hookimpl
+            def register_models(self, register):
+                register(*models)
+
+        plugin = Plugin()
+        pm.register(plugin, name=f"test-models-{id(plugin)}")
+        plugins.append(plugin)
+        return models[0]
+
+    yield register
+    for plugin in reversed(plugins):
+        pm.unregister(plugin)

@@ -11,9 +11,7 @@ import warnings
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from pocketflow import Flow, Node
-from typer.testing import CliRunner
 
-from pflow_metrics.cli.app import app
 from pflow_metrics.instrumentation import instrument, record_llm_call
 from pflow_metrics.instrumentation.redact import safe, safe_text
 from pflow_metrics.ledger.store import Ledger
@@ -160,7 +158,7 @@ def test_no_secret_reaches_any_text_field_of_a_recorded_run(sqlite_url, case):
 @settings(max_examples=20, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(texts(line=True))
-def test_no_secret_reaches_the_one_line_error_of_pflow_metrics_run(tmp_path, case):
+def test_no_secret_reaches_the_one_line_error_of_pflow_metrics_run(cli, tmp_path, case):
     text, hidden = case
     flow = tmp_path / "fails.json"
     flow.write_text(json.dumps({
@@ -168,6 +166,6 @@ def test_no_secret_reaches_the_one_line_error_of_pflow_metrics_run(tmp_path, cas
         "nodes": [{"id": "boom", "type": "shell", "params": {"command": "cat >&2; exit 3", "stdin": text}}],
     }))
     for output_format in ("text", "json"):
-        ran = CliRunner().invoke(app, ["run", str(flow), "--no-ledger", "--output-format", output_format])
-        assert ran.exit_code == 1, ran.output
+        ran = cli("run", flow, "--no-ledger", "--output-format", output_format)
+        assert ran.exit_code == 1, ran.stderr
         _absent(hidden, ran.stdout, ran.stderr)

@@ -8,7 +8,6 @@ import warnings
 
 import llm
 import pytest
-from llm.plugins import pm
 
 from pflow_metrics.ledger.store import Ledger
 from pflow_metrics.runtime.compiler import compile_workflow
@@ -233,16 +232,8 @@ class Silent(llm.Model):
 
 
 @pytest.fixture
-def silent_model():
-    class Plugin:
-        @llm.hookimpl
-        def register_models(self, register):
-            register(Silent())
-
-    plugin = Plugin()
-    pm.register(plugin, name="silent-test-model")
-    yield
-    pm.unregister(plugin)
+def silent_model(register_llm_models):
+    return register_llm_models(Silent())
 
 
 def test_a_model_without_usage_writes_an_empty_llm_usage_and_no_warning(silent_model, sqlite_url):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import llm
 import pytest
-from llm.plugins import pm
 
 
 class MeterModel(llm.Model):
@@ -42,16 +41,6 @@ class AsyncMeterModel(llm.AsyncModel):
 
 
 @pytest.fixture
-def meter():
+def meter(register_llm_models):
     """The `meter` model, registered through llm's plugin manager for this test."""
-    model = MeterModel()
-
-    class Plugin:
-        @llm.hookimpl
-        def register_models(self, register):
-            register(model, AsyncMeterModel())
-
-    plugin = Plugin()
-    pm.register(plugin, name=f"meter-{id(plugin)}")
-    yield model
-    pm.unregister(plugin)
+    return register_llm_models(MeterModel(), AsyncMeterModel())

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import socket
-import os
 import subprocess
 import sys
 import warnings
@@ -17,9 +16,7 @@ from pathlib import Path
 import pytest
 from pocketflow import Flow, Node
 from sqlalchemy.exc import OperationalError
-from typer.testing import CliRunner
 
-from pflow_metrics.cli.app import app
 from pflow_metrics.instrumentation import instrument, record_llm_call
 from pflow_metrics.instrumentation.redact import REDACTED, safe, safe_text
 from pflow_metrics.instrumentation.trace import read_trace
@@ -27,16 +24,6 @@ from pflow_metrics.ledger.store import Ledger
 from tests.runtime.conftest import INVALID_PLAN, VALID_PLAN, canned_planner, write_workflow  # noqa: F401 (fixtures)
 
 KEY = "sk-proj-Zq8xT3bLbkFJ7yW2mN4vR6pQ"
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(app, list(args))
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """The real command: its errors become one stderr line in `main`."""
-    return subprocess.run([sys.executable, "-m", "pflow_metrics", *args], capture_output=True, text=True,
-                          env=dict(os.environ), timeout=120)
 
 
 def failing_shell(stderr: str, name: str = "boom") -> dict:
@@ -58,9 +45,9 @@ def trace_texts(home: Path) -> str:
 # -- defect 1: a failing shell node's stderr --------------------------------------------
 
 
-def test_failing_shell_node_secret_is_redacted_in_ledger_and_export(write_workflow, ledger_url, pflow_home):
+def test_failing_shell_node_secret_is_redacted_in_ledger_and_export(cli, write_workflow, ledger_url, pflow_home):
     flow = write_workflow(failing_shell(f"auth failed for {KEY}"))
-    ran = invoke("--db", ledger_url, "run", str(flow), "--trace", "--output-format", "json")
+    ran = cli("--db", ledger_url, "run", str(flow), "--trace", "--output-format", "json")
     assert ran.exit_code == 1
     body = json.loads(ran.stdout)
     assert body["error"] == body["error_detail"]["message"] == f"command exited with 3: auth failed for {REDACTED}"
@@ -72,7 +59,7 @@ def test_failing_shell_node_secret_is_redacted_in_ledger_and_export(write_workfl
     assert [node.node_id for node in failed] == ["boom"] and failed[0].error == record.error
     assert KEY not in json.dumps(record.to_dict(), default=str)
 
-    exported = invoke("--db", ledger_url, "export")
+    exported = cli("--db", ledger_url, "export")
     assert exported.exit_code == 0 and body["run_id"] in exported.stdout
     trace = trace_texts(pflow_home)
     assert '"status": "failed"' in trace and REDACTED in trace
@@ -80,8 +67,8 @@ def test_failing_shell_node_secret_is_redacted_in_ledger_and_export(write_workfl
         assert KEY not in text
 
 
-def test_failing_shell_node_secret_is_redacted_in_the_cli_error_and_summary_lines(write_workflow):
-    ran = invoke("run", str(write_workflow(failing_shell(f"auth failed for {KEY}"))), "--no-ledger")
+def test_failing_shell_node_secret_is_redacted_in_the_cli_error_and_summary_lines(cli, write_workflow):
+    ran = cli("run", str(write_workflow(failing_shell(f"auth failed for {KEY}"))), "--no-ledger")
     assert ran.exit_code == 1
     assert f"pflow-metrics: error: node 'boom' failed: command exited with 3: auth failed for {REDACTED}" in ran.stderr
     assert ran.stdout.strip().splitlines()[-1].startswith("failed · ")
@@ -126,11 +113,11 @@ def test_stored_prompts_and_responses_are_redacted_in_the_ledger(sqlite_url):
 # -- defect 2: the planner trace ---------------------------------------------------------
 
 
-def test_trace_planner_holds_no_key_from_the_request(canned_planner, pflow_home):  # noqa: F811 (the fixture)
+def test_trace_planner_holds_no_key_from_the_request(cli, canned_planner, pflow_home):  # noqa: F811 (the fixture)
     echoing = json.dumps({**INVALID_PLAN, "note": f"you gave {KEY}"})
     canned_planner([echoing])  # three invalid answers: three prompts, each with the request
-    ran = invoke("run", "--plan", f"summarize with api key {KEY}", "--planner-model", "canned-planner",
-                 "--trace-planner", "--no-ledger")
+    ran = cli("run", "--plan", f"summarize with api key {KEY}", "--planner-model", "canned-planner",
+              "--trace-planner", "--no-ledger")
     assert ran.exit_code == 1
     [path] = (pflow_home / "debug").glob("planner-trace-*.jsonl")
     lines = [json.loads(line) for line in path.read_text().splitlines()]
@@ -140,12 +127,12 @@ def test_trace_planner_holds_no_key_from_the_request(canned_planner, pflow_home)
     assert KEY not in path.read_text() and KEY not in ran.stdout + ran.stderr
 
 
-def test_the_planner_works_on_its_answer_as_given_while_its_trace_is_redacted(canned_planner, pflow_home):  # noqa: F811 (the fixture)
+def test_the_planner_works_on_its_answer_as_given_while_its_trace_is_redacted(cli, canned_planner, pflow_home):  # noqa: F811 (the fixture)
     plan = json.loads(json.dumps(VALID_PLAN))
     plan["nodes"][0]["params"]["text"] = f"about ${{topic}} with {KEY}"
     canned_planner(["not json at all", plan])
-    ran = invoke("run", "--plan", "explain ledgers", "--planner-model", "canned-planner", "--trace-planner",
-                 "--no-ledger", "--save", str(pflow_home / "planned.json"))
+    ran = cli("run", "--plan", "explain ledgers", "--planner-model", "canned-planner", "--trace-planner",
+              "--no-ledger", "--save", str(pflow_home / "planned.json"))
     assert ran.exit_code == 0, ran.stderr
     assert json.loads((pflow_home / "planned.json").read_text()) == plan  # the workflow as answered
     assert KEY in ran.stdout  # the workflow's own output is its business
@@ -269,18 +256,18 @@ def _closed_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_db_path_hides_a_password_given_as_a_query_parameter():
-    shown = invoke("--db", "postgresql+psycopg://u@db.example/ledger?password=s3cr3tvalue99&sslmode=require",
-                   "db", "path")
+def test_db_path_hides_a_password_given_as_a_query_parameter(cli):
+    shown = cli("--db", "postgresql+psycopg://u@db.example/ledger?password=s3cr3tvalue99&sslmode=require",
+                "db", "path")
     assert shown.stdout.strip() == f"postgresql+psycopg://u@db.example/ledger?password={REDACTED}&sslmode=require"
-    shown = invoke("--db", "postgresql://u:s3cr3tvalue99@db.example/ledger", "db", "path")
+    shown = cli("--db", "postgresql://u:s3cr3tvalue99@db.example/ledger", "db", "path")
     assert shown.stdout.strip() == "postgresql://u:***@db.example/ledger"
 
 
-def test_connection_errors_hide_a_password_given_as_a_query_parameter():
+def test_connection_errors_hide_a_password_given_as_a_query_parameter(cli):
     url = f"postgresql+psycopg://u@127.0.0.1:{_closed_port()}/ledger?password=s3cr3tvalue99&connect_timeout=2"
-    failed = run_cli("--db", url, "runs", "list")
-    assert failed.returncode != 0 and "cannot be used now" in failed.stderr
+    failed = cli("--db", url, "runs", "list")
+    assert failed.exit_code != 0 and "cannot be used now" in failed.stderr
     assert "password=[REDACTED]" in failed.stderr and "s3cr3tvalue99" not in failed.stdout + failed.stderr
 
 
@@ -296,10 +283,10 @@ def test_driver_text_quoting_the_conninfo_is_redacted():
     assert f"password={REDACTED}" in message and "s3cr3tvalue99" not in message
 
 
-def test_spool_warning_hides_a_password_given_as_a_query_parameter(write_workflow):
+def test_spool_warning_hides_a_password_given_as_a_query_parameter(cli, write_workflow):
     url = f"postgresql+psycopg://u@127.0.0.1:{_closed_port()}/ledger?password=s3cr3tvalue99&connect_timeout=2"
     flow = write_workflow({"ir_version": "0.1.0", "nodes": [{"id": "say", "type": "echo", "params": {"x": 1}}]})
-    ran = invoke("--db", url, "run", str(flow))
+    ran = cli("--db", url, "run", str(flow))
     assert ran.exit_code == 0, ran.stderr
     assert "run record spooled to" in ran.stderr and "password=[REDACTED]" in ran.stderr
     assert "s3cr3tvalue99" not in ran.stdout + ran.stderr

@@ -9,9 +9,7 @@ import stat
 
 import pytest
 from pocketflow import Flow, Node
-from typer.testing import CliRunner
 
-from pflow_metrics.cli.app import app
 from pflow_metrics.instrumentation import instrument
 from pflow_metrics.instrumentation.redact import REDACTED, Fingerprint, safe
 from pflow_metrics.instrumentation.trace import prune_traces, read_trace, sanitized_name
@@ -190,11 +188,11 @@ def test_fingerprint_sees_changes_deep_inside_containers():
     assert safe(value)["outer"]["inner"][2] == {"leaf": "b"}
 
 
-def test_trace_show_prints_a_timeline(meter):
+def test_trace_show_prints_a_timeline(cli, meter):
     path, _ = _trace(_chain(SetKey("a", 1), Prompt("meter", "two words")), {})
-    result = CliRunner().invoke(app, ["trace", "show", str(path)])
-    assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    code, out, err = cli("trace", "show", path)
+    assert code == 0, err
+    lines = out.splitlines()
     assert lines[0].startswith("trace of trace test · run ")
     assert any("✓ set_key (SetKey)" in line for line in lines)
     assert any("llm meter: 2 in / 3 out, unpriced" in line for line in lines)
@@ -203,16 +201,12 @@ def test_trace_show_prints_a_timeline(meter):
 
 
 @pytest.mark.parametrize("content", [None, "not json\n{}\n", '{"type": "node"}\n'])
-def test_trace_show_rejects_missing_or_bad_files_with_exit_2(tmp_path, capsys, content):
-    from pflow_metrics.cli.app import main
-
+def test_trace_show_rejects_missing_or_bad_files_with_exit_2(cli, tmp_path, content):
     path = tmp_path / "trace.jsonl"
     if content is not None:
         path.write_text(content)
-    with pytest.raises(SystemExit) as exited:
-        main(["trace", "show", str(path)])
-    assert exited.value.code == 2
-    err = capsys.readouterr().err
+    code, _, err = cli("trace", "show", path)
+    assert code == 2
     assert err.startswith("pflow-metrics: error: ") and len(err.strip().splitlines()) == 1
 
 

@@ -38,7 +38,7 @@ WORKER = textwrap.dedent(
 )
 
 
-def test_eight_processes_record_every_run_into_one_new_ledger(ledger_url, capsys):
+def test_eight_processes_record_every_run_into_one_new_ledger(cli, ledger_url):
     workers, runs = 8, 15
     procs = [
         subprocess.Popen([sys.executable, "-c", WORKER, ledger_url, str(worker), str(runs)],
@@ -56,12 +56,8 @@ def test_eight_processes_record_every_run_into_one_new_ledger(ledger_url, capsys
         assert conn.execute(select(func.count()).select_from(LLMCall)).scalar() == workers * runs * 3
     expected = sum(runs * 3 * Decimal("0.001") * (worker + 1) for worker in range(workers))
 
-    from pflow_metrics.cli.app import main
-
-    try:
-        main(["--db", ledger_url, "cost", "--by", "workflow", "--format", "json", "--since", "1h"])
-    except SystemExit:
-        pass
-    total = json.loads(capsys.readouterr().out, parse_float=Decimal)["total"]
+    code, out, err = cli("--db", ledger_url, "cost", "--by", "workflow", "--format", "json", "--since", "1h")
+    assert code == 0, err
+    total = json.loads(out, parse_float=Decimal)["total"]
     assert total["runs"] == workers * runs
     assert total["cost_usd"] == expected

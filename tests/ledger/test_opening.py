@@ -1,6 +1,5 @@
 """Opening a ledger: automatic upgrade, refusing what we must not touch, private files."""
 
-import os
 import stat
 import subprocess
 import sys
@@ -12,15 +11,6 @@ from pflow_metrics.errors import LedgerError
 from pflow_metrics.ledger.engine import HEAD_REVISION, create_ledger_engine
 from pflow_metrics.ledger.store import Ledger
 from tests.factories import make_run
-
-
-def run_cli(*args, env_home=None):
-    env = dict(os.environ)
-    if env_home:
-        env["PFLOW_HOME"] = str(env_home)
-    return subprocess.run(
-        [sys.executable, "-m", "pflow_metrics", *args], capture_output=True, text=True, env=env, timeout=120
-    )
 
 
 def test_a_new_ledger_is_created_at_head_on_first_open(ledger_url):
@@ -44,31 +34,31 @@ def test_a_ledger_from_a_newer_version_is_refused_and_left_untouched(ledger_url)
     engine.dispose()
 
 
-def test_the_cli_refuses_a_newer_ledger_with_one_line_and_exit_2(tmp_path):
+def test_the_cli_refuses_a_newer_ledger_with_one_line_and_exit_2(cli, tmp_path):
     path = tmp_path / "ledger.db"
     with Ledger.open(str(path)) as ledger, ledger.engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
 
-    result = run_cli("--db", str(path), "db", "upgrade")
+    result = cli("--db", str(path), "db", "upgrade")
 
-    assert result.returncode == 2
+    assert result.exit_code == 2
     assert result.stderr.count("\n") == 1 and "newer pflow-metrics" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_a_file_that_is_not_sqlite_is_refused_and_left_exactly_as_it_was(tmp_path):
+def test_a_file_that_is_not_sqlite_is_refused_and_left_exactly_as_it_was(cli, tmp_path):
     path = tmp_path / "notes.db"
     original = b"these are my notes, not a database\n" * 20
     path.write_bytes(original)
 
-    result = run_cli("--db", str(path), "db", "upgrade")
+    result = cli("--db", str(path), "db", "upgrade")
 
-    assert result.returncode == 2
+    assert result.exit_code == 2
     assert str(path) in result.stderr and result.stderr.count("\n") == 1
     assert path.read_bytes() == original
 
 
-def test_a_damaged_sqlite_file_is_refused_with_one_line(tmp_path):
+def test_a_damaged_sqlite_file_is_refused_with_one_line(cli, tmp_path):
     path = tmp_path / "damaged.db"
     with Ledger.open(str(path)) as ledger:
         ledger.finish_run(make_run())
@@ -77,9 +67,9 @@ def test_a_damaged_sqlite_file_is_refused_with_one_line(tmp_path):
     path.write_bytes(bytes(data))
     before = path.read_bytes()
 
-    result = run_cli("--db", str(path), "db", "current")
+    result = cli("--db", str(path), "db", "current")
 
-    assert result.returncode == 2, result.stderr
+    assert result.exit_code == 2, result.stderr
     assert "damaged.db" in result.stderr and "Traceback" not in result.stderr
     assert path.read_bytes() == before
 
@@ -91,11 +81,11 @@ def test_the_default_ledger_lives_under_pflow_home_and_is_private(pflow_home):
     assert stat.S_IMODE((pflow_home / "metrics.db").stat().st_mode) == 0o600
 
 
-def test_db_path_names_the_configured_ledger(tmp_path, monkeypatch, pflow_home):
-    assert run_cli("db", "path", env_home=pflow_home).stdout.strip() == str(pflow_home / "metrics.db")
+def test_db_path_names_the_configured_ledger(cli, tmp_path, monkeypatch, pflow_home):
+    assert cli("db", "path").stdout.strip() == str(pflow_home / "metrics.db")
     monkeypatch.setenv("PFLOW_METRICS_DB", str(tmp_path / "team.db"))
-    assert run_cli("db", "path").stdout.strip() == str(tmp_path / "team.db")
-    assert run_cli("--db", "postgresql://u:secret@db.example/ledger", "db", "path").stdout.strip() == (
+    assert cli("db", "path").stdout.strip() == str(tmp_path / "team.db")
+    assert cli("--db", "postgresql://u:secret@db.example/ledger", "db", "path").stdout.strip() == (
         "postgresql://u:***@db.example/ledger"
     )
 

@@ -107,37 +107,37 @@ def assert_report_matches(ledger, runs, filters: Filters) -> None:
     data = report(ledger, filters)
     chosen = [run for run in runs if in_window(run, filters)
               and (not filters.model or any(call.model == filters.model for call in run.llm_calls))]
-    assert data["runs"] == len(chosen)
+    assert data.runs == len(chosen)
     statuses: dict[str, int] = {}
     for run in chosen:
         statuses[run.status] = statuses.get(run.status, 0) + 1
-    assert data["statuses"] == statuses
+    assert data.statuses == statuses
     calls = [call for run in chosen for call in run.llm_calls if not filters.model or call.model == filters.model]
-    assert data["llm_calls"] == len(calls)
+    assert data.llm_calls == len(calls)
     priced = [call.cost_usd for call in calls if call.cost_usd is not None]
-    assert data["cost_usd"] == (sum(priced, ZERO) if priced or not calls else None)
-    assert data["tokens"] == {name: sum(getattr(call, name) for call in calls) for name in TOKENS}
-    assert data["unpriced_models"] == sorted({call.model for call in calls if call.cost_usd is None})
+    assert data.cost_usd == (sum(priced, ZERO) if priced or not calls else None)
+    assert data.tokens == {name: sum(getattr(call, name) for call in calls) for name in TOKENS}
+    assert data.unpriced_models == sorted({call.model for call in calls if call.cost_usd is None})
     per_day: dict[str, list] = {}
     for run in chosen:
         day = run.started_at.astimezone(UTC).date().isoformat()
         per_day.setdefault(day, []).extend(c.cost_usd for c in run.llm_calls
                                            if not filters.model or c.model == filters.model)
-    assert [row["day"] for row in data["cost_per_day"]] == sorted(per_day)
-    assert [row["cost_usd"] for row in data["cost_per_day"]] == [
+    assert [row.day for row in data.cost_per_day] == sorted(per_day)
+    assert [row.cost_usd for row in data.cost_per_day] == [
         None if costs and all(c is None for c in costs) else sum((c for c in costs if c is not None), ZERO)
         for costs in (per_day[d] for d in sorted(per_day))]
     if chosen:
         exact = exact_percentile([run.duration_ms for run in chosen], 0.95)
-        assert data["duration_p95_ms"] == pytest.approx(exact, rel=ACCURACY)
+        assert data.duration_p95_ms == pytest.approx(exact, rel=ACCURACY)
     node_times: dict[tuple, list] = {}
     for run in chosen:
         for node in run.nodes:
             node_times.setdefault((run.workflow, node.node_id), []).append(node.duration_ms)
-    for row in data["slowest_nodes"]:
-        times = node_times[(row["workflow"], row["node_id"])]
-        assert row["executions"] == len(times)
-        assert row["p95_ms"] == pytest.approx(exact_percentile(times, 0.95), rel=ACCURACY)
+    for row in data.slowest_nodes:
+        times = node_times[(row.workflow, row.node_id)]
+        assert row.executions == len(times)
+        assert row.p95_ms == pytest.approx(exact_percentile(times, 0.95), rel=ACCURACY)
 
 
 def windows(rng: random.Random):
@@ -193,14 +193,14 @@ def test_prune_and_crash_marking_reach_the_rollups(ledger_url):
     with Ledger.open(ledger_url) as ledger:
         ledger.finish_runs(runs)
         ledger.begin_run(running)
-        assert report(ledger, Filters())["statuses"].get("running") == 1
+        assert report(ledger, Filters()).statuses.get("running") == 1
 
         ledger.mark_crashed_runs()
-        assert report(ledger, Filters())["statuses"]["crashed"] == 1
+        assert report(ledger, Filters()).statuses["crashed"] == 1
         ledger.delete_runs_started_before(BASE + timedelta(days=15))
         kept = [run for run in runs if run.started_at >= BASE + timedelta(days=15)]
         assert_cost_by_matches(ledger, kept, Filters(), ["model"])
-        assert report(ledger, Filters())["runs"] == len(kept)
+        assert report(ledger, Filters()).runs == len(kept)
 
 
 def test_a_read_only_ledger_answers_from_raw_rows(tmp_path):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from pflow_metrics.cli.app import main
 from pflow_metrics.ledger.spool import (URL_FILE, ledger_spool_dir, spool_dir, spool_record, spooled_files,
                                         spooled_for)
 from pflow_metrics.ledger.store import Ledger
@@ -80,17 +79,15 @@ def test_a_sqlite_ledger_has_one_spool_however_its_url_is_spelled(tmp_path, monk
     assert ledger_spool_dir(str(tmp_path / "other.db")) != ledger_spool_dir(str(path))
 
 
-def test_db_check_lists_spooled_records_per_ledger(tmp_path, capsys):
+def test_db_check_lists_spooled_records_per_ledger(cli, tmp_path):
     team = tmp_path / "teamA.db"
     spool_record(make_run(), str(team))
     spool_record(make_run(), str(team))
     spool_record(make_run(), DOWN)
 
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--db", str(team), "db", "check"])
-    out = capsys.readouterr().out
+    code, out, _ = cli("--db", team, "db", "check")
 
-    assert exit_info.value.code == 0
+    assert code == 0
     assert "spooled run records: 3" in out
     lines = out.splitlines()
     (team_line,) = [line for line in lines if f"sqlite:///{team}" in line]

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pflow_metrics.cli.app import main
 from pflow_metrics.ledger.filters import Filters
 from pflow_metrics.ledger.ingest import ingest_lines
 from pflow_metrics.ledger.queries import iter_records, list_runs
@@ -53,14 +52,12 @@ def test_several_tags_must_all_match(tagged):
     assert len(list_runs(tagged, Filters(tags={"shared": "yes"}), 100)) == len(KEYS)
 
 
-def test_the_cli_tag_option_finds_the_run_on_both_engines(tagged, ledger_url, capsys):
+def test_the_cli_tag_option_finds_the_run_on_both_engines(cli, tagged, ledger_url):
     for key in ['say "hi"', "x'\"\\.[$]", "back\\slash", "ünïcødé ☃"]:
         index = KEYS.index(key)
         for command in (["export"], ["runs", "list", "--format", "json"], ["report", "--format", "json"]):
-            with pytest.raises(SystemExit) as exited:
-                main(["--db", ledger_url, *command, "--tag", f"{key}=value-{index}"])
-            out, err = capsys.readouterr()
-            assert exited.value.code == 0, err
+            code, out, err = cli("--db", ledger_url, *command, "--tag", f"{key}=value-{index}")
+            assert code == 0, err
             if command == ["export"]:
                 assert [json.loads(line)["run_id"] for line in out.splitlines()] == [f"run-{index}"]
             elif command[0] == "runs":

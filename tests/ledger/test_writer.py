@@ -100,9 +100,7 @@ def test_a_lock_held_past_the_timeout_spools_instead_of_failing(tmp_path, pflow_
     assert [p.stem for p in spooled_files()] == [record.run_id]
 
 
-def test_db_check_reports_spooled_records_and_crashed_runs(tmp_path, pflow_home, capsys):
-    from pflow_metrics.cli.app import main
-
+def test_db_check_reports_spooled_records_and_crashed_runs(cli, tmp_path, pflow_home):
     down = RunWriter(DOWN, make_run())
     down.begin()
     with pytest.warns(LedgerWarning):
@@ -113,17 +111,12 @@ def test_db_check_reports_spooled_records_and_crashed_runs(tmp_path, pflow_home,
     with Ledger.open(str(path)) as ledger:
         ledger.begin_run(dead)
 
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--db", str(path), "db", "check"])
-    out = capsys.readouterr().out
-    assert exit_info.value.code == 0
+    code, out, _ = cli("--db", path, "db", "check")
+    assert code == 0
     from pflow_metrics.ledger.engine import HEAD_REVISION
 
     assert f"schema: {HEAD_REVISION} (head)" in out and "crashed runs: 1" in out and "spooled run records: 1" in out
     assert "roll-ups: 1 day to rebuild" in out  # the dead run's day: no report has read it yet
-    with pytest.raises(SystemExit):
-        main(["--db", str(path), "report"])
-    capsys.readouterr()
-    with pytest.raises(SystemExit):
-        main(["--db", str(path), "db", "check"])
-    assert "roll-ups: up to date" in capsys.readouterr().out
+    assert cli("--db", path, "report").exit_code == 0
+    code, out, _ = cli("--db", path, "db", "check")
+    assert code == 0 and "roll-ups: up to date" in out

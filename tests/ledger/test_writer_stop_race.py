@@ -46,9 +46,9 @@ def test_finish_requested_during_a_journal_write_returns_without_waiting_for_the
         started = time.monotonic()
         finisher.start()
         deadline = time.monotonic() + 10
-        while not writer._stopped and time.monotonic() < deadline:  # stop requested mid-write
+        while not writer.stop_requested and time.monotonic() < deadline:  # stop requested mid-write
             time.sleep(0.01)
-        assert writer._stopped
+        assert writer.stop_requested
     finally:
         holder.execute("ROLLBACK")  # the journal write goes through now
         holder.close()

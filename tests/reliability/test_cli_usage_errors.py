@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import enum
 import json
-import os
-import subprocess
-import sys
 import types
 import typing
 from pathlib import Path
@@ -20,7 +17,7 @@ from pathlib import Path
 import pytest
 import typer.main
 
-from pflow_metrics.cli.app import app, main
+from pflow_metrics.cli.app import app
 
 ROOT = typer.main.get_command(app)
 
@@ -124,32 +121,29 @@ def test_the_sweep_covers_every_command():
 
 
 @pytest.mark.parametrize(("argv", "named"), [pytest.param(argv, named, id=case) for case, argv, named in CASES])
-def test_a_malformed_command_line_is_one_named_line_on_stderr_and_exit_2(capsys, tmp_path, argv, named):
+def test_a_malformed_command_line_is_one_named_line_on_stderr_and_exit_2(cli, tmp_path, argv, named):
     (tmp_path / "empty.jsonl").write_text("")
     (tmp_path / "trace.jsonl").write_text(json.dumps({"type": "header", "workflow": "w", "run_id": "r"}) + "\n")
     (tmp_path / "flow.json").write_text(json.dumps(
         {"ir_version": "0.1.0", "nodes": [{"id": "hello", "type": "echo", "params": {"text": "hi"}}]}))
     if argv and argv[0] != "--db":  # a private ledger path; the bare command line stays bare
         argv = ["--db", str(tmp_path / "ledger.db"), *[a.replace("{tmp}", str(tmp_path)) for a in argv]]
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    err = capsys.readouterr().err
+    code, _, err = cli(*argv)
     assert "Traceback" not in err
-    assert (exit_info.value.code, err.count("\n")) == (2, 1), err
+    assert (code, err.count("\n")) == (2, 1), err
     message = err.removeprefix("pflow-metrics: error: ").strip()
     assert err.startswith("pflow-metrics: error: ") and message, err
     assert named.lower() in message.lower(), err
     assert not Path(tmp_path / "ledger.db").exists() or argv[2:3] in (["ingest"], ["run"])
 
 
-def test_a_warning_is_one_line_on_stderr_too(tmp_path):
+def test_a_warning_is_one_line_on_stderr_too(cli, tmp_path):
     from pflow_metrics.ledger.store import Ledger
 
     path = tmp_path / "shared.db"
     Ledger.open(str(path)).close()
     path.chmod(0o644)
-    done = subprocess.run([str(Path(sys.executable).with_name("pflow-metrics")), "--db", str(path), "report"],
-                          capture_output=True, text=True, timeout=60, env={**os.environ, "PFLOW_HOME": str(tmp_path)})
-    assert done.returncode == 0
+    done = cli("--db", path, "report")
+    assert done.exit_code == 0
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("pflow-metrics: warning: ledger "), done.stderr
     assert "can be read by other users" in done.stderr

@@ -10,11 +10,9 @@ import contextlib
 import json
 import os
 
-import pytest
 from sqlalchemy import event
 from sqlalchemy.pool import Pool
 
-from pflow_metrics.cli.app import main
 from pflow_metrics.ledger.spool import ledger_spool_dir, spooled_files
 from pflow_metrics.ledger.store import Ledger
 
@@ -47,14 +45,7 @@ def no_room_for(path):
         event.remove(Pool, "checkout", limit)
 
 
-def _run(capsys, *args):
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
-
-
-def test_a_full_disk_spools_the_run_with_one_warning_and_the_next_run_drains_it(tmp_path, pflow_home, capsys):
+def test_a_full_disk_spools_the_run_with_one_warning_and_the_next_run_drains_it(cli, tmp_path, pflow_home):
     path = tmp_path / "ledger.db"
     Ledger.open(str(path)).close()
     workflow = tmp_path / "greet.json"
@@ -62,8 +53,8 @@ def test_a_full_disk_spools_the_run_with_one_warning_and_the_next_run_drains_it(
     note = "n" * 100_000  # a run row that needs new pages: more than SQLite can add now
 
     with no_room_for(path) as room:
-        code, out, err = _run(capsys, "--db", str(path), "run", str(workflow), "who=disk",
-                              "--tag", f"note={note}", "--output-format", "json")
+        code, out, err = cli("--db", str(path), "run", str(workflow), "who=disk",
+                             "--tag", f"note={note}", "--output-format", "json")
         assert code == 0
         body = json.loads(out)
         assert body["result"] == {"greeting": "hello disk"} and not body["is_error"]
@@ -75,7 +66,7 @@ def test_a_full_disk_spools_the_run_with_one_warning_and_the_next_run_drains_it(
             assert [r.status for r in ledger.iter_runs([body["run_id"]])] in ([], ["running"])
 
         room["full"] = False
-        code, out, err = _run(capsys, "--db", str(path), "run", str(workflow), "who=again", "--output-format", "json")
+        code, out, err = cli("--db", str(path), "run", str(workflow), "who=again", "--output-format", "json")
     assert (code, err) == (0, "")
     later = json.loads(out)
     assert spooled_files() == []

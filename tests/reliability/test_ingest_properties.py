@@ -14,7 +14,6 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from pflow_metrics.cli.app import main
 from pflow_metrics.ledger.ingest import ingest_lines
 from pflow_metrics.ledger.store import Ledger
 from pflow_metrics.money import MAX_CALL_USD
@@ -185,16 +184,14 @@ def test_ingest_lines_reports_bad_lines_by_number_lands_the_rest_and_is_idempote
 
 @settings(SETTINGS, max_examples=15)
 @given(lines_plan)
-def test_the_ingest_command_exits_1_naming_each_bad_line_and_never_shows_a_traceback(capsys, ledger_path, plan):
+def test_the_ingest_command_exits_1_naming_each_bad_line_and_never_shows_a_traceback(cli, ledger_path, plan):
     lines, bad, expected = _render(plan, f"cli{next(_examples)}")
     source = ledger_path.parent / "runs.jsonl"
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     for attempt in range(2):  # the second time changes nothing
-        with pytest.raises(SystemExit) as exit_info:
-            main(["--db", str(ledger_path), "ingest", str(source)])
-        out, err = capsys.readouterr()
+        code, out, err = cli("--db", ledger_path, "ingest", source)
         assert "Traceback" not in err
-        assert exit_info.value.code == (1 if bad else 0)
+        assert code == (1 if bad else 0)
         reported = [re.match(rf"{re.escape(str(source))}:(\d+): skipped: \S", line) for line in err.splitlines()]
         assert all(reported) and {int(match.group(1)) for match in reported} == bad, err
         assert out.startswith("ingested ") and (f"{len(bad)} bad lines skipped" in out) == bool(bad)
@@ -203,17 +200,15 @@ def test_the_ingest_command_exits_1_naming_each_bad_line_and_never_shows_a_trace
 
 
 @pytest.mark.postgres
-def test_text_no_engine_can_hold_lands_as_replacement_characters_on_both(ledger_url, tmp_path, capsys):
+def test_text_no_engine_can_hold_lands_as_replacement_characters_on_both(cli, ledger_url, tmp_path):
     good = make_run("good")
     odd = make_run("bad\x00name\ud800")  # valid JSON and a valid record: a NUL and a lone surrogate
     odd.error = "stderr: \x00\x00binary"
     odd.tags = {"k\x00": "v\udfff"}
     source = tmp_path / "runs.jsonl"
     source.write_text("\n".join(r.to_json() for r in (good, odd)) + "\n")
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--db", ledger_url, "ingest", str(source)])
-    out, err = capsys.readouterr()
-    assert exit_info.value.code == 0 and "ingested 2 runs" in out and err == ""
+    code, out, err = cli("--db", ledger_url, "ingest", source)
+    assert code == 0 and "ingested 2 runs" in out and err == ""
     with Ledger.open(ledger_url) as ledger:
         stored = ledger.get_run(odd.run_id)
     assert (stored.workflow, stored.error, stored.tags) == ("bad\ufffdname\ufffd", "stderr: \ufffd\ufffdbinary",

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,24 +17,19 @@ from pocketflow import Flow, Node
 from pflow_metrics.instrumentation import instrument
 from pflow_metrics.ledger.store import Ledger
 
-EXE = str(Path(sys.executable).with_name("pflow-metrics"))
-
-
 def _trace_lines(path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
 
 
-def test_ctrl_c_during_run_exits_130_and_records_a_failed_run_with_its_trace_summary(pflow_home, tmp_path, sqlite_url):
+def test_ctrl_c_during_run_exits_130_and_records_a_failed_run_with_its_trace_summary(cli_process, tmp_path, sqlite_url):
     marker = tmp_path / "started"
     workflow = tmp_path / "slow.json"
     workflow.write_text(json.dumps({"ir_version": "0.1.0", "nodes": [
         {"id": "quick", "type": "echo", "params": {"text": "first"}},
         {"id": "slow", "type": "shell", "params": {"command": f"touch {marker} && exec sleep 30"}}],
         "edges": [{"from": "quick", "to": "slow"}]}))
-    env = {**os.environ, "PFLOW_HOME": str(pflow_home)}
-    process = subprocess.Popen([EXE, "--db", sqlite_url, "run", str(workflow), "--trace", "--output-format", "json"],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)  # its own process group, like a terminal's job
+    process = cli_process.start("--db", sqlite_url, "run", workflow, "--trace", "--output-format", "json",
+                                start_new_session=True)  # its own process group, like a terminal's job
     try:
         deadline = time.monotonic() + 60
         while not marker.exists() and process.poll() is None and time.monotonic() < deadline:

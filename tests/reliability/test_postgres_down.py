@@ -54,12 +54,11 @@ class PrivateServer:
         self._tool("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop", check=check)
 
     def remove(self) -> None:
-        from pflow_metrics.ledger.writer import _open_ledgers
+        from pflow_metrics.ledger.writer import close_shared_ledgers
 
         self.stop(check=False)
         shutil.rmtree(self.folder, ignore_errors=True)
-        for key in [key for key in _open_ledgers if str(self.port) in key[0]]:  # the process's cached engine
-            _open_ledgers.pop(key).close()
+        close_shared_ledgers()  # the process's cached engine for this server
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import pytest
 from pflow_metrics.ledger.store import Ledger
 from pflow_metrics.pricing import catalogue_version
 from tests.factories import make_run
-from tests.reports.test_commands import cli
 
 NOW = datetime.now(UTC)
 MILLION = 1_000_000
@@ -34,16 +33,16 @@ def stored(url, run_id):
         return ledger.get_run(run_id)
 
 
-def cost_total(capsys, url):
-    _, out, _ = cli(capsys, "--db", url, "cost", "--by", "model", "--format", "json")
+def cost_total(cli, url):
+    _, out, _ = cli("--db", url, "cost", "--by", "model", "--format", "json")
     return {row["model"]: row["cost_usd"] for row in json.loads(out)["rows"]}
 
 
 # -- pricing list / show ---------------------------------------------------------------------
 
-def test_list_names_the_pricing_file_and_the_genai_prices_version(capsys, price_models, pflow_home):
+def test_list_names_the_pricing_file_and_the_genai_prices_version(cli, price_models, pflow_home):
     price_models(PRICING)
-    code, out, _ = cli(capsys, "pricing", "list", "--format", "json")
+    code, out, _ = cli("pricing", "list", "--format", "json")
     rows = {row["model"]: row for row in json.loads(out)}
     assert code == 0
     assert rows["gpt-4o"]["source"] == "override" and rows["gpt-4o"]["input"] == 4.0
@@ -55,64 +54,64 @@ def test_list_names_the_pricing_file_and_the_genai_prices_version(capsys, price_
 
 
 @pytest.mark.parametrize("fmt", ["table", "csv", "markdown"])
-def test_list_in_every_text_format_shows_rates_and_sources(capsys, price_models, pflow_home, fmt):
+def test_list_in_every_text_format_shows_rates_and_sources(cli, price_models, pflow_home, fmt):
     price_models(PRICING)
-    code, out, _ = cli(capsys, "pricing", "list", "--format", fmt)
+    code, out, _ = cli("pricing", "list", "--format", fmt)
     assert code == 0 and "cache creation $/M" in out
     assert str(pflow_home / "pricing.toml") in out and f"genai-prices {catalogue_version()}" in out
 
 
-def test_list_provider_keeps_one_catalogue_provider_and_the_pricing_file(capsys, price_models):
+def test_list_provider_keeps_one_catalogue_provider_and_the_pricing_file(cli, price_models):
     price_models(PRICING)
-    _, out, _ = cli(capsys, "pricing", "list", "--provider", "anthropic", "--format", "json")
+    _, out, _ = cli("pricing", "list", "--provider", "anthropic", "--format", "json")
     providers = {row["provider"] for row in json.loads(out)}
     assert providers == {"anthropic", None}
 
 
-def test_show_an_alias_gives_the_pricing_file_model(capsys, price_models, pflow_home):
+def test_show_an_alias_gives_the_pricing_file_model(cli, price_models, pflow_home):
     price_models(PRICING)
-    code, out, _ = cli(capsys, "pricing", "show", "my-gpt", "--format", "json")
+    code, out, _ = cli("pricing", "show", "my-gpt", "--format", "json")
     assert code == 0
     assert json.loads(out) == {"model": "gpt-4o", "provider": None, "input": 4.0, "output": 8.0,
                                "cache_read": 4.0, "cache_creation": 4.0, "source": "override",
                                "origin": f"pricing file {pflow_home / 'pricing.toml'}"}
 
 
-def test_show_a_catalogue_model(capsys):
-    code, out, _ = cli(capsys, "pricing", "show", "claude-sonnet-4-5", "--provider", "anthropic")
+def test_show_a_catalogue_model(cli):
+    code, out, _ = cli("pricing", "show", "claude-sonnet-4-5", "--provider", "anthropic")
     assert code == 0 and "claude-sonnet-4-5" in out and "anthropic" in out and "genai-prices" in out
 
 
-def test_show_an_unknown_model_is_one_line_and_exit_1(capsys):
-    code, out, err = cli(capsys, "pricing", "show", "house-model-nobody-prices")
+def test_show_an_unknown_model_is_one_line_and_exit_1(cli):
+    code, out, err = cli("pricing", "show", "house-model-nobody-prices")
     assert code == 1 and err == ""
     assert out.count("\n") == 1 and out.startswith("house-model-nobody-prices: unpriced")
-    code, out, _ = cli(capsys, "pricing", "show", "house-model-nobody-prices", "--format", "json")
+    code, out, _ = cli("pricing", "show", "house-model-nobody-prices", "--format", "json")
     assert code == 1 and json.loads(out)["source"] == "unknown"
 
 
 # -- reprice ---------------------------------------------------------------------------------
 
-def test_dry_run_shows_the_difference_and_changes_nothing(capsys, ledger_url, price_models):
+def test_dry_run_shows_the_difference_and_changes_nothing(cli, ledger_url, price_models):
     price_models(PRICING)
     (run,) = write(ledger_url, make_run(calls=[input_only()]))
-    code, out, _ = cli(capsys, "--db", ledger_url, "reprice", "--dry-run", "--format", "json")
+    code, out, _ = cli("--db", ledger_url, "reprice", "--dry-run", "--format", "json")
     data = json.loads(out)
     assert code == 0 and data["dry_run"] is True
     assert (data["runs_changed"], data["calls_changed"]) == (1, 1)
     assert (data["old_cost_usd"], data["new_cost_usd"], data["delta_usd"]) == pytest.approx((2.5, 4.0, 1.5))
     assert stored(ledger_url, run.run_id).to_dict() == run.to_dict()
-    _, out, _ = cli(capsys, "--db", ledger_url, "reprice", "--dry-run")
+    _, out, _ = cli("--db", ledger_url, "reprice", "--dry-run")
     assert out.startswith("would reprice 1 of 1 calls in 1 of 1 runs: $2.50 -> $4.00 (+$1.50)")
 
 
-def test_reprice_writes_call_costs_and_run_totals_that_cost_then_reports(capsys, ledger_url, price_models):
+def test_reprice_writes_call_costs_and_run_totals_that_cost_then_reports(cli, ledger_url, price_models):
     price_models(PRICING)
     first, second = write(ledger_url,
                           make_run(calls=[input_only(), input_only("claude-sonnet-4-5", 0.1, 100_000,
                                                                        provider="anthropic")]),
                           make_run(started_at=NOW - timedelta(days=1), calls=[input_only()]))
-    code, out, _ = cli(capsys, "--db", ledger_url, "reprice")
+    code, out, _ = cli("--db", ledger_url, "reprice")
     assert code == 0 and out.startswith("repriced 3 of 3 calls in 2 of 2 runs")
     call = stored(ledger_url, second.run_id).llm_calls[0]
     assert (call.cost_usd, call.price_source) == (Decimal("4"), "override")
@@ -120,27 +119,27 @@ def test_reprice_writes_call_costs_and_run_totals_that_cost_then_reports(capsys,
     claude = stored(ledger_url, first.run_id).llm_calls[1]
     assert (claude.cost_usd, claude.price_source) == (Decimal("0.3"), "genai-prices")  # $3 per million today
     assert stored(ledger_url, first.run_id).cost_usd == Decimal("4.3")
-    assert cost_total(capsys, ledger_url) == {"gpt-4o": pytest.approx(8.0), "claude-sonnet-4-5": pytest.approx(0.3)}
-    _, out, _ = cli(capsys, "--db", ledger_url, "reprice", "--format", "json")
+    assert cost_total(cli, ledger_url) == {"gpt-4o": pytest.approx(8.0), "claude-sonnet-4-5": pytest.approx(0.3)}
+    _, out, _ = cli("--db", ledger_url, "reprice", "--format", "json")
     assert json.loads(out)["calls_changed"] == 0  # stored costs read back exactly: nothing left to do
 
 
-def test_provider_reported_costs_are_kept(capsys, ledger_url, price_models):
+def test_provider_reported_costs_are_kept(cli, ledger_url, price_models):
     price_models(PRICING)
     record = make_run(calls=[input_only(cost_usd=0.01)])
     record.llm_calls[0].price_source = "provider"
     write(ledger_url, record)
-    _, out, _ = cli(capsys, "--db", ledger_url, "reprice", "--format", "json")
+    _, out, _ = cli("--db", ledger_url, "reprice", "--format", "json")
     assert json.loads(out)["provider_reported_calls"] == 1 and json.loads(out)["calls_changed"] == 0
     call = stored(ledger_url, record.run_id).llm_calls[0]
     assert (call.cost_usd, call.price_source) == (Decimal("0.01"), "provider")
 
 
-def test_unpriced_calls_get_priced_and_unknown_models_keep_their_old_cost(capsys, ledger_url):
+def test_unpriced_calls_get_priced_and_unknown_models_keep_their_old_cost(cli, ledger_url):
     record = make_run(calls=[input_only(cost_usd=None), input_only("house-model", 0.3, provider="local"),
                              input_only("nobody-model", None, provider="local")])
     write(ledger_url, record)
-    code, out, _ = cli(capsys, "--db", ledger_url, "reprice")
+    code, out, _ = cli("--db", ledger_url, "reprice")
     assert code == 0
     assert "note: kept the old cost of calls to models nobody prices any more: house-model (1 calls)" in out
     assert "note: still unpriced: nobody-model (1 calls)" in out
@@ -149,30 +148,30 @@ def test_unpriced_calls_get_priced_and_unknown_models_keep_their_old_cost(capsys
     assert (run.cost_usd, run.unpriced_calls) == (None, 1)
 
 
-def test_the_window_and_workflow_limit_what_is_repriced(capsys, ledger_url, price_models):
+def test_the_window_and_workflow_limit_what_is_repriced(cli, ledger_url, price_models):
     price_models(PRICING)
     recent, old, other = write(ledger_url, make_run("digest", calls=[input_only()]),
                                make_run("digest", started_at=NOW - timedelta(days=20), calls=[input_only()]),
                                make_run("other", calls=[input_only()]))
-    cli(capsys, "--db", ledger_url, "reprice", "--since", "7d", "--workflow", "dig*")
+    cli("--db", ledger_url, "reprice", "--since", "7d", "--workflow", "dig*")
     costs = {run.run_id: stored(ledger_url, run.run_id).cost_usd for run in (recent, old, other)}
     assert costs == {recent.run_id: pytest.approx(4.0), old.run_id: 2.5, other.run_id: 2.5}
 
 
-def test_a_run_still_running_is_left_to_its_process(capsys, ledger_url, price_models):
+def test_a_run_still_running_is_left_to_its_process(cli, ledger_url, price_models):
     price_models(PRICING)
     record = make_run(status="running", calls=[input_only()])
     with Ledger.open(ledger_url) as ledger:
         ledger.begin_run(record)
         ledger.journal(record, 0, 0)
-    _, out, _ = cli(capsys, "--db", ledger_url, "reprice")
+    _, out, _ = cli("--db", ledger_url, "reprice")
     assert "skipped 1 runs still running" in out
     assert stored(ledger_url, record.run_id).llm_calls[0].cost_usd == 2.5
 
 
-def test_reprice_on_a_missing_ledger_is_friendly_and_creates_nothing(capsys, tmp_path):
+def test_reprice_on_a_missing_ledger_is_friendly_and_creates_nothing(cli, tmp_path):
     missing = tmp_path / "nothing-here.db"
-    code, out, _ = cli(capsys, "--db", str(missing), "reprice")
+    code, out, _ = cli("--db", str(missing), "reprice")
     assert code == 0 and "no runs recorded in this window" in out and not missing.exists()
 
 
@@ -181,26 +180,26 @@ def test_reprice_on_a_missing_ledger_is_friendly_and_creates_nothing(capsys, tmp
     ["pricing", "list", "--format", "xml"], ["pricing", "list", "--provider", "no-such-provider"],
     ["pricing", "show", "gpt-4o", "--format", "yaml"], ["pricing", "show"], ["pricing", "frobnicate"],
 ])
-def test_bad_options_are_one_line_and_exit_2(capsys, ledger_url, args):
+def test_bad_options_are_one_line_and_exit_2(cli, ledger_url, args):
     write(ledger_url, make_run())
-    code, _, err = cli(capsys, "--db", ledger_url, *args)
+    code, _, err = cli("--db", ledger_url, *args)
     assert code == 2
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_a_malformed_pricing_file_stops_reprice_before_writing(capsys, ledger_url, price_models):
+def test_a_malformed_pricing_file_stops_reprice_before_writing(cli, ledger_url, price_models):
     (run,) = write(ledger_url, make_run(calls=[input_only()]))
     price_models("not toml [")
-    code, _, err = cli(capsys, "--db", ledger_url, "reprice")
+    code, _, err = cli("--db", ledger_url, "reprice")
     assert code == 2 and err.count("\n") == 1 and "pricing file" in err
     assert stored(ledger_url, run.run_id).to_dict() == run.to_dict()
 
 
 @pytest.mark.parametrize("fmt", ["table", "csv", "markdown"])
-def test_reprice_text_formats_have_a_row_per_model_and_a_total(capsys, ledger_url, price_models, fmt):
+def test_reprice_text_formats_have_a_row_per_model_and_a_total(cli, ledger_url, price_models, fmt):
     price_models(PRICING)
     write(ledger_url, make_run(calls=[input_only(), input_only("house-model", 0.3, provider="local")]))
-    code, out, _ = cli(capsys, "--db", ledger_url, "reprice", "--dry-run", "--format", fmt)
+    code, out, _ = cli("--db", ledger_url, "reprice", "--dry-run", "--format", fmt)
     rows = [line for line in out.splitlines() if line.lstrip("| ").startswith(("gpt-4o", "house-model", "total"))]
     assert code == 0 and len(rows) == 3 and "+$1.50" in rows[-1]
     if fmt == "markdown":  # a note straight after the table would read as one more table row

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import llm
-from llm.plugins import pm
 import pytest
 
 VALID_PLAN = {
@@ -39,26 +38,13 @@ class CannedPlanner(llm.Model):
 
 
 @pytest.fixture
-def canned_planner():
+def canned_planner(register_llm_models):
     """Install a CannedPlanner; `install(answers)` returns it (first answer first)."""
-    installed = []
 
     def install(answers: list) -> CannedPlanner:
-        model = CannedPlanner([a if isinstance(a, str) else json.dumps(a) for a in answers])
+        return register_llm_models(CannedPlanner([a if isinstance(a, str) else json.dumps(a) for a in answers]))
 
-        class Plugin:
-            @llm.hookimpl
-            def register_models(self, register):
-                register(model)
-
-        plugin = Plugin()
-        pm.register(plugin, name=f"canned-planner-{id(plugin)}")
-        installed.append(plugin)
-        return model
-
-    yield install
-    for plugin in installed:
-        pm.unregister(plugin)
+    return install
 
 
 @pytest.fixture

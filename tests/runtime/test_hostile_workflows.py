@@ -9,7 +9,6 @@ import re
 
 import pytest
 
-from pflow_metrics.cli.app import main
 from pflow_metrics.runtime.ir import (
     MAX_DEPTH, MAX_SHOWN_ERRORS, WorkflowInvalid, bind_inputs, load_workflow, parse_workflow, validate_workflow,
 )
@@ -25,13 +24,6 @@ def chain(count: int) -> dict:
                   for i in range(count)],
         "edges": [{"from": f"step_{i}", "to": f"step_{i + 1}"} for i in range(count - 1)],
     }
-
-
-def _cli(capsys, *argv):
-    with pytest.raises(SystemExit) as exited:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    return exited.value.code, out, err
 
 
 def test_a_valid_chain_of_20000_nodes_has_no_errors():
@@ -54,12 +46,12 @@ def test_20000_nodes_and_5000_bad_edges_list_the_first_problems_then_count_the_r
     assert errors[-1] == f"and {5_000 - MAX_SHOWN_ERRORS} more problems"
 
 
-def test_the_run_command_prints_one_line_per_shown_problem_and_exits_2(capsys, tmp_path):
+def test_the_run_command_prints_one_line_per_shown_problem_and_exits_2(cli, tmp_path):
     ir = chain(300)
     ir["edges"] = [{"from": "nowhere", "to": f"step_{i}"} for i in range(300)]
     path = tmp_path / "flow.json"
     path.write_text(json.dumps(ir))
-    code, out, err = _cli(capsys, "run", str(path))
+    code, out, err = cli("run", str(path))
     lines = err.splitlines()
     assert code == 2 and out == ""
     assert len(lines) == MAX_SHOWN_ERRORS + 1
@@ -142,9 +134,9 @@ def test_hostile_input_values_are_an_error_of_that_input(value):
     _deep(DEEP),
     '{"ir_version": "0.1.0", "nodes": [{"id": "a", "type": "echo", "params": {"text": ' + _deep(DEEP) + "}}]}",
 ])
-def test_the_run_command_refuses_a_deep_workflow_in_one_line_with_exit_2(capsys, tmp_path, body):
+def test_the_run_command_refuses_a_deep_workflow_in_one_line_with_exit_2(cli, tmp_path, body):
     path = tmp_path / "deep.json"
     path.write_text(body)
-    code, out, err = _cli(capsys, "run", str(path))
+    code, out, err = cli("run", str(path))
     assert code == 2 and out == ""
     assert re.fullmatch(rf"pflow-metrics: error: {re.escape(str(path))}: JSON nested deeper than \d+ levels\n", err)

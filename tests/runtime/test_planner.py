@@ -6,21 +6,25 @@ import json
 import stat
 from pathlib import Path
 
-from typer.testing import CliRunner
+import pytest
 
-from pflow_metrics.cli.app import app
 from pflow_metrics.ledger.store import Ledger
 
 from .conftest import INVALID_PLAN, VALID_PLAN
 
 
+@pytest.fixture
+def plan(cli):
+    """`run --plan "explain ledgers"` with the canned planner, through the `cli` fixture."""
 
-def plan(*args: str, db: str | None = None):
-    ledger = ["--db", db] if db else []
-    return CliRunner().invoke(app, [*ledger, "run", "--plan", "explain ledgers", "--planner-model", "canned-planner", *args])
+    def run(*args: str, db: str | None = None):
+        ledger = ["--db", db] if db else []
+        return cli(*ledger, "run", "--plan", "explain ledgers", "--planner-model", "canned-planner", *args)
+
+    return run
 
 
-def test_an_invalid_first_answer_is_retried_with_its_errors(canned_planner, ledger_url):
+def test_an_invalid_first_answer_is_retried_with_its_errors(plan, canned_planner, ledger_url):
     planner = canned_planner([INVALID_PLAN, VALID_PLAN])
     result = plan("--output-format", "json", db=ledger_url)
     assert result.exit_code == 0, result.stderr
@@ -41,7 +45,7 @@ def test_an_invalid_first_answer_is_retried_with_its_errors(canned_planner, ledg
     assert {node.phase for node in record.nodes if node.node_id == "validate-workflow"} == {"planner"}
 
 
-def test_the_planner_gives_up_after_three_invalid_answers(canned_planner, ledger_url):
+def test_the_planner_gives_up_after_three_invalid_answers(plan, canned_planner, ledger_url):
     planner = canned_planner([INVALID_PLAN])
     result = plan("--output-format", "json", db=ledger_url)
     assert result.exit_code == 1
@@ -54,7 +58,7 @@ def test_the_planner_gives_up_after_three_invalid_answers(canned_planner, ledger
     assert record.status == "failed" and len(record.llm_calls) == 3
 
 
-def test_trace_planner_keeps_every_prompt_answer_and_usage(canned_planner, pflow_home):
+def test_trace_planner_keeps_every_prompt_answer_and_usage(plan, canned_planner, pflow_home):
     canned_planner(["not json at all", VALID_PLAN])
     result = plan("--trace-planner")
     assert result.exit_code == 0, result.stderr
@@ -68,7 +72,7 @@ def test_trace_planner_keeps_every_prompt_answer_and_usage(canned_planner, pflow
     assert lines[1]["usage"]["model"] == "canned-planner" and lines[1]["duration_ms"] >= 0
 
 
-def test_save_keeps_the_planned_workflow(canned_planner, tmp_path):
+def test_save_keeps_the_planned_workflow(plan, canned_planner, tmp_path):
     canned_planner([VALID_PLAN])
     saved = tmp_path / "planned.json"
     result = plan("--save", str(saved))
@@ -76,10 +80,11 @@ def test_save_keeps_the_planned_workflow(canned_planner, tmp_path):
     assert json.loads(saved.read_text()) == VALID_PLAN
 
 
-def test_inputs_given_with_plan_reach_the_planned_workflow(canned_planner):
+def test_inputs_given_with_plan_reach_the_planned_workflow(cli, canned_planner):
     planner = canned_planner([VALID_PLAN])
-    result = CliRunner().invoke(app, ["run", "--plan", "explain", "--planner-model", "canned-planner",
-                                      "topic=owls", "--output-format", "json", "--no-ledger"])
+    result = cli("run", "--plan", "explain", "--planner-model", "canned-planner",
+                 "topic=owls", "--output-format", "json", "--no-ledger")
+    assert result.exit_code == 0, result.stderr
     assert "about owls" in json.loads(result.stdout)["result"]["answer"]
     assert "topic" in planner.prompts[0]
 

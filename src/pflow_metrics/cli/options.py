@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import typer
+
+from pflow_metrics.errors import UsageError
 
 
 @dataclass
@@ -27,20 +30,24 @@ def open_existing_ledger(ctx: typer.Context, write: bool = False):
     database without tables): nothing is created. Read commands never change the schema: an
     older ledger is refused with a hint to run `db upgrade`. With `write` (prune, reprice, which
     change runs) an older ledger is upgraded, but still none is created. Another application's
-    database is refused (LedgerError, exit 2) and left untouched."""
-    from pflow_metrics.errors import LedgerUnavailable
+    database is refused (LedgerError, exit 2) and left untouched. Runs of processes that are
+    gone read as crashed (Ledger.open's `mark_crashed`)."""
     from pflow_metrics.ledger.engine import NoLedger
     from pflow_metrics.ledger.store import Ledger
 
     try:
-        ledger = Ledger.open(state(ctx).db, upgrade=write, create=False)
+        return Ledger.open(state(ctx).db, upgrade=write, create=False, mark_crashed=True)
     except NoLedger:
         return None
-    try:
-        ledger.mark_crashed_runs()
-    except LedgerUnavailable:  # a read-only ledger still answers questions
-        pass
-    except BaseException:
-        ledger.close()
-        raise
-    return ledger
+
+
+def parse_pairs(items: Iterable[str] | None, error: Callable[[str], str]) -> dict[str, str]:
+    """NAME=VALUE items (`--tag K=V`, `run FILE NAME=VALUE`) as a dict, the last of a name
+    winning. An item without "=" or without a name is a UsageError saying `error(item)`."""
+    pairs = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(error(item))
+        pairs[name] = value
+    return pairs

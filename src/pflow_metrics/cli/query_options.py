@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from pflow_metrics.cli.options import parse_pairs
 from pflow_metrics.errors import UsageError
 from pflow_metrics.ledger.queries import Filters
 from pflow_metrics.record import RUN_STATUSES
@@ -25,13 +26,7 @@ FORMATS = ("table", "json", "csv", "markdown")
 
 
 def parse_tags(pairs: list[str] | None) -> dict[str, str]:
-    tags = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--tag: expected K=V, got '{pair}'")
-        tags[key] = value
-    return tags
+    return parse_pairs(pairs, lambda pair: f"--tag: expected K=V, got '{pair}'")
 
 
 def build_filters(since: str | None, until: str | None, workflow: list[str] | None, model: str | None,

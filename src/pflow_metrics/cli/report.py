@@ -13,7 +13,6 @@ from pflow_metrics.cli.render import NO_RUNS, bar_chart, clean, money, table, to
 from pflow_metrics.errors import UsageError
 
 
-
 def report(ctx: typer.Context, since: Since = "7d", until: Until = None, workflow: Workflow = None,
            model: Model = None, status: Status = None, tag: Tag = None, format: Format = "table",
            utc: Utc = False) -> None:
@@ -24,42 +23,42 @@ def report(ctx: typer.Context, since: Since = "7d", until: Until = None, workflo
     filters = build_filters(since, until, workflow, model, status, tag)
     ledger = open_existing_ledger(ctx)
     data = build_report(ledger, filters) if ledger is not None else None
-    if data is None or not data["runs"]:
+    if data is None or not data.runs:
         typer.echo(to_json({"since": filters.since, "until": filters.until, "runs": 0}) if fmt == "json" else NO_RUNS)
         return
     if fmt == "json":
-        typer.echo(to_json({"since": filters.since, "until": filters.until, **data}))
+        typer.echo(to_json({"since": filters.since, "until": filters.until, **data.to_dict()}))
         return
-    statuses = data["statuses"]
+    statuses = data.statuses
     summary = [
-        ["runs", data["runs"]],
-        ["success rate", f"{data['success_rate']:.0%}"],
+        ["runs", data.runs],
+        ["success rate", f"{data.success_rate:.0%}"],
         ["failed / crashed / over budget",
          f"{statuses.get('failed', 0)} / {statuses.get('crashed', 0)} / {statuses.get('budget_exceeded', 0)}"],
-        ["total cost", money(data["cost_usd"], data["cost_is_lower_bound"])
-         + _delta(data["cost_usd"], (data["previous"] or {}).get("cost_usd"))],
-        ["cost per run", money(data["cost_per_run"], data["cost_is_lower_bound"])],
-        ["LLM calls", data["llm_calls"]],
-        *([f"{kind.replace('_', ' ')}", f"{count:,}"] for kind, count in data["tokens"].items()),
-        ["duration p50 / p95", f"{_ms(data['duration_p50_ms'])} / {_ms(data['duration_p95_ms'])}"],
+        ["total cost", money(data.cost_usd, data.cost_is_lower_bound)
+         + _delta(data.cost_usd, data.previous.cost_usd if data.previous else None)],
+        ["cost per run", money(data.cost_per_run, data.cost_is_lower_bound)],
+        ["LLM calls", data.llm_calls],
+        *([f"{kind.replace('_', ' ')}", f"{count:,}"] for kind, count in data.tokens.items()),
+        ["duration p50 / p95", f"{_ms(data.duration_p50_ms)} / {_ms(data.duration_p95_ms)}"],
     ]
     sections = [table(summary, ["", "this window"], fmt)]
-    if data["top_workflows"]:
-        sections.append(table([[clean(r["workflow"]), r["runs"], money(r["cost_usd"], r["cost_is_lower_bound"])]
-                               for r in data["top_workflows"]],
+    if data.top_workflows:
+        sections.append(table([[clean(r.workflow), r.runs, money(r.cost_usd, r.cost_is_lower_bound)]
+                               for r in data.top_workflows],
                               ["top workflow", "runs", "cost"], fmt))
-    if data["expensive_nodes"]:
-        sections.append(table([[clean(r["workflow"]), clean(r["node_id"]), money(r["cost_usd"], r["cost_is_lower_bound"])]
-                               for r in data["expensive_nodes"]], ["workflow", "most expensive node", "cost"], fmt))
-    if data["slowest_nodes"]:
-        sections.append(table([[clean(r["workflow"]), clean(r["node_id"]), _ms(r["p95_ms"]), r["executions"]]
-                               for r in data["slowest_nodes"]], ["workflow", "slowest node", "p95", "runs"], fmt))
-    if data["cost_per_day"] and fmt in ("table", "markdown"):
-        chart = bar_chart([(r["day"], r["cost_usd"]) for r in data["cost_per_day"]])
+    if data.expensive_nodes:
+        sections.append(table([[clean(r.workflow), clean(r.node_id), money(r.cost_usd, r.cost_is_lower_bound)]
+                               for r in data.expensive_nodes], ["workflow", "most expensive node", "cost"], fmt))
+    if data.slowest_nodes:
+        sections.append(table([[clean(r.workflow), clean(r.node_id), _ms(r.p95_ms), r.executions]
+                               for r in data.slowest_nodes], ["workflow", "slowest node", "p95", "runs"], fmt))
+    if data.cost_per_day and fmt in ("table", "markdown"):
+        chart = bar_chart([(r.day, r.cost_usd) for r in data.cost_per_day])
         sections.append("cost per day (UTC)\n" + (f"```\n{chart}\n```" if fmt == "markdown" else chart))
-    if data["unpriced_models"]:
+    if data.unpriced_models:
         sections.append("warning: unpriced models (their cost is not in the totals): "
-                        + ", ".join(clean(m) for m in data["unpriced_models"]))
+                        + ", ".join(clean(m) for m in data.unpriced_models))
     typer.echo("\n\n".join(sections))
 
 

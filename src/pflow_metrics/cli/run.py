@@ -95,13 +95,9 @@ def run(
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
-    pairs = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise UsageError(f"{what} {item!r}: expected NAME=VALUE")
-        pairs[name] = value
-    return pairs
+    from pflow_metrics.cli.options import parse_pairs
+
+    return parse_pairs(items, lambda item: f"{what} {item!r}: expected NAME=VALUE")
 
 
 @contextmanager

@@ -6,7 +6,8 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from pflow_metrics.instrumentation import llm_capture
-from pflow_metrics.instrumentation.session import LLM_CALLS_KEY, RunResult, RunSession
+from pflow_metrics.instrumentation.current import LLM_CALLS_KEY
+from pflow_metrics.instrumentation.session import RunResult, RunSession
 
 
 class TrackedFlow:

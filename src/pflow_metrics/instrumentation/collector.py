@@ -6,16 +6,21 @@ import time
 from typing import Any
 
 from pflow_metrics.money import ZERO
-from pflow_metrics.record import PHASES, LLMCallRecord, NodeRecord, Tokens
+from pflow_metrics.record import PHASES, LLMCallRecord, NodeRecord, RunRecord, Tokens
 
 
 class MetricsCollector:
-    """Shared by the planner and the workflow of one run, so both phases land in one summary."""
+    """Summarizes one run's RunRecord as it fills. Shared by the planner and the workflow of the
+    run, so both phases land in one summary.
 
-    def __init__(self) -> None:
+    The record's `nodes` and `llm_calls` are the one list of what ran (appended through
+    `record_node` and `record_call`); the collector adds what the record does not hold while
+    the run goes on: the clock, each phase's time, rejected usage entries, and the priced cost
+    so far as a running sum (the budget is checked before every node)."""
+
+    def __init__(self, record: RunRecord) -> None:
+        self.record = record
         self.started = time.perf_counter()
-        self.nodes: list[NodeRecord] = []
-        self.calls: list[LLMCallRecord] = []
         self.phase_ms = dict.fromkeys(PHASES, 0.0)
         self.rejected_usage = 0
         self.priced_cost = ZERO  # exact Decimal USD
@@ -29,10 +34,10 @@ class MetricsCollector:
         return (moment - self.started) * 1000
 
     def record_node(self, node: NodeRecord) -> None:
-        self.nodes.append(node)
+        self.record.nodes.append(node)
 
     def record_call(self, call: LLMCallRecord) -> None:
-        self.calls.append(call)
+        self.record.llm_calls.append(call)
         if call.cost_usd is not None:
             self.priced_cost += call.cost_usd
 
@@ -40,7 +45,7 @@ class MetricsCollector:
         self.phase_ms[phase] += ms
         self.phases_run.add(phase)
 
-    def get_summary(self, llm_calls: list[LLMCallRecord] | None = None) -> dict[str, Any]:
+    def get_summary(self) -> dict[str, Any]:
         """pflow's summary, with our extras beside its keys:
 
         {"duration_ms", "duration_planner_ms" (None without a planner), "total_cost_usd",
@@ -49,12 +54,12 @@ class MetricsCollector:
         guessed: `unpriced_models` and `partial_cost_usd` say what is known). Durations are
         rounded to 0.01 ms as in pflow. `nodes_executed` and `num_nodes` count distinct nodes
         (pflow's meaning); `node_runs` counts executions (a loop runs a node more than once)."""
-        calls = self.calls if llm_calls is None else llm_calls
+        calls, nodes = self.record.llm_calls, self.record.nodes
         metrics: dict[str, Any] = {
-            phase: self._part(phase, [c for c in calls if c.phase == phase])
-            for phase in PHASES if phase in self.phases_run or any(n.phase == phase for n in self.nodes)
+            phase: self._part(phase, [n for n in nodes if n.phase == phase], [c for c in calls if c.phase == phase])
+            for phase in PHASES if phase in self.phases_run or any(n.phase == phase for n in nodes)
         }
-        total = self._part(None, calls)
+        total = self._part(None, nodes, calls)
         duration = _ms(self.elapsed_ms())
         total["duration_ms"] = duration
         total["unpriced_models"] = sorted({c.model for c in calls if c.cost_usd is None})
@@ -69,8 +74,8 @@ class MetricsCollector:
             "metrics": metrics,
         }
 
-    def _part(self, phase: str | None, calls: list[LLMCallRecord]) -> dict[str, Any]:
-        nodes = [n for n in self.nodes if phase is None or n.phase == phase]
+    def _part(self, phase: str | None, nodes: list[NodeRecord], calls: list[LLMCallRecord]) -> dict[str, Any]:
+        """The figures of one phase (None: the whole run) from its nodes and calls."""
         tokens = Tokens()
         for call in calls:
             tokens.add(call.tokens)

@@ -16,26 +16,19 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import MutableMapping
-from contextvars import ContextVar
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pflow_metrics.instrumentation import llm_capture
 from pflow_metrics.instrumentation.collector import MetricsCollector
+from pflow_metrics.instrumentation.current import LLM_CALLS_KEY, PLANNER_FLAG, current_session
 from pflow_metrics.instrumentation.errors import BudgetExceeded, MetricsWarning
 from pflow_metrics.instrumentation.usage import RejectedUsage, call_from_usage
 from pflow_metrics.money import usd
 from pflow_metrics.record import PHASES, LLMCallRecord, NodeRecord, RunRecord, new_run_record, utcnow
 from pflow_metrics.redaction import redact_call, redact_node, redact_record, redact_text
-
-PLANNER_FLAG = "__is_planner__"
-LLM_CALLS_KEY = "__llm_calls__"
-
-# The session of the run being executed. Wrappers look it up at every node, so one instrumented
-# graph serves every run; asyncio tasks (concurrent batch items, concurrent runs) inherit it.
-current_session: ContextVar[RunSession | None] = ContextVar("pflow_metrics_session", default=None)
 
 
 @dataclass
@@ -62,7 +55,7 @@ class RunSession:
     ):
         self.record = redact_record(new_run_record(workflow, tags={str(k): str(v) for k, v in (tags or {}).items()}))
         self.run_id = self.record.run_id
-        self.collector = MetricsCollector()
+        self.collector = MetricsCollector(self.record)
         self.budget_usd = None if budget_usd is None else usd(budget_usd)  # compared exactly
         self.store_prompts = store_prompts
         self.budget_error: BudgetExceeded | None = None
@@ -101,11 +94,6 @@ class RunSession:
 
         return self.run_instrumented(instrument_graph(flow, phase), shared, phase)
 
-    async def run_flow_async(self, flow: Any, shared: MutableMapping, phase: str = "workflow") -> Any:
-        from pflow_metrics.instrumentation.wrapper import instrument_graph
-
-        return await self.run_instrumented_async(instrument_graph(flow, phase), shared, phase)
-
     def run_instrumented(self, graph: Any, shared: MutableMapping, phase: str) -> Any:
         """Run `graph`, built by `instrument_graph(flow, phase)` and reusable across runs, as
         part of this session."""
@@ -129,7 +117,7 @@ class RunSession:
             shared[PLANNER_FLAG] = True
         if not isinstance(shared.get(LLM_CALLS_KEY), list):
             shared[LLM_CALLS_KEY] = []
-        self._guard("llm capture", llm_capture.watch)
+        self._guarded("llm capture", llm_capture.watch)
         # A copy per run, as PocketFlow copies every node it runs: the graph may be running
         # elsewhere at the same time.
         return copy.copy(graph), current_session.set(self), self.collector.elapsed_ms()
@@ -149,7 +137,7 @@ class RunSession:
 
     def node_started(self, observation: Any, shared: MutableMapping) -> None:
         if self.trace is not None:
-            self._guard("trace", self.trace.node_started, id(observation), shared)
+            self._to_trace(self.trace.node_started, id(observation), shared)
 
     def node_finished(self, observation: Any, node: NodeRecord, entries: list[Any],
                       shared: MutableMapping, error: BaseException | None) -> None:
@@ -164,17 +152,19 @@ class RunSession:
         redact_node(node)
         for call in calls:
             redact_call(call)
-        self.collector.record_node(node)
-        self.record.nodes.append(node)
+        self.collector.record_node(node)  # into self.record
         for call in calls:
             self.collector.record_call(call)
-            self.record.llm_calls.append(call)
         _append_calls(shared, calls)
         if self.writer is not None:
-            self._guard("ledger", self.writer.progress)
+            self._guarded("ledger", self.writer.progress)
         if self.trace is not None:
-            self._guard("trace", self.trace.node_finished, id(observation), node, calls, shared, error,
-                        _template_resolutions(observation.node), kept_entries)
+            from pflow_metrics.delegation import find_in_chain  # not at the top: it loads pocketflow
+
+            # What the runtime's template wrapper resolved for this run, if it sits in the chain.
+            resolutions = find_in_chain(observation.node, "template_resolutions", dict)
+            self._to_trace(self.trace.node_finished, id(observation), node, calls, shared, error,
+                           resolutions, kept_entries)
 
     def _call(self, entry: Any, node: NodeRecord) -> LLMCallRecord | None:
         from pflow_metrics.pricing import price_call
@@ -197,13 +187,20 @@ class RunSession:
             _warn(f"call of {call.model} not priced: {exc}")
         return call
 
-    def _guard(self, what: str, action, *args) -> None:
+    def _guarded(self, what: str, action: Callable[..., Any], *args: Any) -> bool:
+        """Run one of the metrics' own side tasks (llm capture, the ledger journal, the trace):
+        a failure is a warning, never the workflow's problem. Returns whether it worked."""
         try:
             action(*args)
         except Exception as exc:
             _warn(f"{what} problem: {exc}")
-            if what == "trace":
-                self.trace = None
+            return False
+        return True
+
+    def _to_trace(self, action: Callable[..., Any], *args: Any) -> None:
+        """Write to the trace, guarded; the first failure switches the trace off for the run."""
+        if not self._guarded("trace", action, *args):
+            self.trace = None
 
     # -- the end -------------------------------------------------------------------------
 
@@ -234,8 +231,8 @@ class RunSession:
         trace_path = None
         if self.trace is not None:
             trace_path = self.trace.path
-            self._guard("trace", self.trace.finish, {"status": status, "error": record.error,
-                                                      "run_id": self.run_id, **summary})
+            self._to_trace(self.trace.finish, {"status": status, "error": record.error,
+                                               "run_id": self.run_id, **summary})
         self.result = RunResult(run_id=self.run_id, status=status, summary=summary, record=record,
                                 trace_path=trace_path, error=record.error, ledger_warning=ledger_warning)
         return self.result
@@ -264,16 +261,6 @@ def _append_calls(shared: MutableMapping, calls: list[LLMCallRecord]) -> None:
             target.append(entry)
     except Exception as exc:
         _warn(f"{LLM_CALLS_KEY} not updated: {exc}")
-
-
-def _template_resolutions(node: Any) -> dict | None:
-    """What the runtime's template wrapper resolved for this run, if it sits in the chain."""
-    while node is not None:
-        found = getattr(node, "__dict__", {}).get("template_resolutions")
-        if isinstance(found, dict):
-            return found
-        node = getattr(node, "__dict__", {}).get("inner_node")
-    return None
 
 
 def _text(value: Any) -> str | None:

@@ -7,9 +7,10 @@ inside it, as PocketFlow does with `copy.copy` at every step, so per-run state (
 attempt counter) never leaks between steps or concurrent runs.
 
 Wrappers hold no session: one graph serves every run, and a wrapper records into the session of
-the run it executes in (`session.current_session`, a ContextVar that asyncio tasks inherit), so
+the run it executes in (`current.current_session`, a ContextVar that asyncio tasks inherit), so
 copies and pickles of wrappers need nothing special. A wrapper outside any run runs its node
-uninstrumented.
+uninstrumented. The wrapper is a DelegatingNode: it finds the runtime's wrappers inside it
+through the protocol of `pflow_metrics.delegation`.
 """
 
 from __future__ import annotations
@@ -21,36 +22,29 @@ import time
 import warnings
 from collections import deque
 from collections.abc import MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pocketflow import AsyncNode, BaseNode, BatchNode, Flow
 
+from pflow_metrics.delegation import INNER_NODE, DelegatingNode
 from pflow_metrics.instrumentation import llm_capture
+from pflow_metrics.instrumentation.current import LLM_CALLS_KEY, PLANNER_FLAG, current_session
 from pflow_metrics.instrumentation.errors import MetricsWarning
-from pflow_metrics.instrumentation.session import LLM_CALLS_KEY, PLANNER_FLAG, RunSession, current_session
 from pflow_metrics.record import NodeRecord
 
-_PICKLE_HOOKS = ("__setstate__", "__getstate__", "__getnewargs__", "__getnewargs_ex__")
+if TYPE_CHECKING:
+    from pflow_metrics.instrumentation.session import RunSession
 
 
-class InstrumentedNodeWrapper(BaseNode):
+class InstrumentedNodeWrapper(DelegatingNode):
     def __init__(self, inner_node: BaseNode, node_id: str, phase: str):
-        super().__init__()
-        self.inner_node = inner_node
-        self.node_id = node_id
+        super().__init__(inner_node, node_id)
         self.node_type = getattr(inner_node, "node_type", None) or type(inner_node).__name__
         self.phase = phase
         # A flow, or a node that runs child nodes (a nested workflow): its children report usage.
         self.is_flow = isinstance(inner_node, Flow) or getattr(inner_node, "runs_child_nodes", False)
         # Where the runtime's namespacing puts this node's llm_usage: its own (unprefixed) id.
         self.local_id = getattr(inner_node, "node_id", None) or node_id
-
-    def __getattr__(self, name: str) -> Any:
-        # Only for attributes the wrapper lacks. Pickle probes these hooks on a half-built
-        # object whose inner_node is not set yet: delegating would recurse forever.
-        if name in _PICKLE_HOOKS or name == "inner_node":
-            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
-        return getattr(object.__getattribute__(self, "inner_node"), name)
 
     # Flow copies every node at every step: keep that copy cheap.
     def __copy__(self) -> InstrumentedNodeWrapper:
@@ -134,24 +128,21 @@ class _Observation:
         self.started = time.perf_counter()
 
     def finish(self, shared: MutableMapping, action: Any = None, error: BaseException | None = None) -> None:
-        ended = time.perf_counter()
-        wrapper = self.wrapper
+        duration_ms = (time.perf_counter() - self.started) * 1000
+        wrapper, session, items = self.wrapper, self.session, self.items
         try:
+            phase = _phase(shared, wrapper.phase)
+            status = "success" if error is None else "failed"
+            # exec ran once per item and once more per retry; nothing counted reads as one attempt.
+            attempts = max(self.attempts - items + 1, 1) if items else max(self.attempts, 1)
+            action_name = action if isinstance(action, str) else None
+            error_text = None if error is None else f"{type(error).__name__}: {error}"[:2000]
+            start_offset_ms = session.collector.offset_ms(self.started)
             # Positional, in field order: keywords make this dataclass __init__ three times as
             # slow, on every node of every run.
-            record = NodeRecord(
-                wrapper.node_id,
-                wrapper.node_type,
-                _phase(shared, wrapper.phase),
-                (ended - self.started) * 1000,  # duration_ms
-                "failed" if error is not None else "success",
-                max(self.attempts - (self.items or 0) + 1, 1) if self.items else max(self.attempts, 1),
-                action if isinstance(action, str) else None,
-                None if error is None else f"{type(error).__name__}: {error}"[:2000],
-                self.session.collector.offset_ms(self.started),  # start_offset_ms
-                self.items,
-            )
-            self.session.node_finished(self, record, self.usage_entries(shared), shared, error)
+            record = NodeRecord(wrapper.node_id, wrapper.node_type, phase, duration_ms, status, attempts,
+                                action_name, error_text, start_offset_ms, items)
+            session.node_finished(self, record, self.usage_entries(shared), shared, error)
         except Exception as exc:  # metrics never break the workflow they observe
             warnings.warn(f"pflow-metrics: node {wrapper.node_id} not recorded: {exc}", MetricsWarning,
                           stacklevel=2)
@@ -263,7 +254,7 @@ def _claim_unattributed_calls(shared: MutableMapping, start: int) -> list[Any]:
 def _copy_chain(node: BaseNode) -> BaseNode:
     """Copy a node and every runtime wrapper inside it, so that a run owns what it changes."""
     node = _shallow_copy(node)
-    inner = node.__dict__.get("inner_node")
+    inner = node.__dict__.get(INNER_NODE)  # `inner_of`, inlined: on every node of every run
     if isinstance(inner, BaseNode):
         node.inner_node = _copy_chain(inner)
     return node
@@ -294,8 +285,8 @@ def _count_attempts(node: BaseNode, observation: _Observation) -> None:
     """Count exec calls on this run's own copy of the innermost node: PocketFlow retries inside
     `_exec`, and `cur_retry` races under AsyncParallelBatchNode. For a BatchNode, also count the
     items prep returned. Attempts are then 1 + the retries (summed over a batch's items)."""
-    while isinstance(node.__dict__.get("inner_node"), BaseNode):
-        node = node.inner_node
+    while isinstance(inner := node.__dict__.get(INNER_NODE), BaseNode):  # `innermost`, inlined (speed)
+        node = inner
     if (getattr(node, "max_retries", 1) <= 1 and not isinstance(node, BatchNode)) or isinstance(node, Flow):
         return  # nothing to count: `finish` reads no counted attempts as one
     if isinstance(node, AsyncNode):

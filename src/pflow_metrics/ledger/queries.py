@@ -7,15 +7,17 @@ roll-ups (ledger/rollups.py), so their time grows with the window, not with the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import distinct, func, select
 
 from pflow_metrics.ledger.filters import Filters, call_conditions, run_conditions
-from pflow_metrics.ledger.rollups import (CALL_KEYS, TOKEN_COLUMNS, TOTALS, day_expression, group, sketch_quantile,
-                                          window_rows)
+from pflow_metrics.ledger.rollups import CALL_KEYS, TOKEN_COLUMNS, TOTALS, day_expression, group, window_rows
+from pflow_metrics.ledger.sketch import Sketch
 from pflow_metrics.ledger.store import CALLS, RUNS, Ledger
 from pflow_metrics.money import ZERO, from_nanos, ratio, usd
 from pflow_metrics.record import RunRecord, utcnow
@@ -39,9 +41,13 @@ def _key_value(row: dict[str, Any], key: str) -> Any:
     return row["period"]  # day
 
 
-def _keyed(rows: list[dict[str, Any]], keys: list[str]) -> Iterator[dict[str, Any]]:
-    for row in rows:
-        yield {**row, **{f"by:{key}": _key_value(row, key) for key in keys}}
+def _group_by(rows: Iterable[dict[str, Any]], keys: list[str], sums: Iterable[str]) -> dict[tuple, dict[str, Any]]:
+    """The `sums` of the rows of each group of cost --by `keys`, keyed by the tuple of the
+    group's key values. Those are grouped under "by:<key>" names that cannot clash with the
+    rows' own columns ("day" is a row's "period"), which no caller sees."""
+    by = [f"by:{key}" for key in keys]
+    keyed = ({**row, **{name: _key_value(row, key) for name, key in zip(by, keys)}} for row in rows)
+    return {tuple(total.pop(name) for name in by): total for total in group(keyed, by, sums)}
 
 
 def _numbers(row: dict[str, Any]) -> dict[str, Any]:
@@ -54,9 +60,9 @@ def _numbers(row: dict[str, Any]) -> dict[str, Any]:
     return numbers
 
 
-def _cost(row: dict[str, Any]) -> Any:
+def _cost(cost: Decimal | None) -> Decimal:
     """A cost for sorting and sharing: unknown counts as nothing."""
-    return row["cost_usd"] if row["cost_usd"] is not None else ZERO
+    return cost if cost is not None else ZERO
 
 
 def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -66,25 +72,21 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def cost_by(ledger: Ledger, filters: Filters, keys: list[str]) -> dict[str, Any]:
     """{"rows": [{key..., calls, runs, tokens..., cost_usd, unpriced_calls, share}], "total": {...}}"""
-    by = [f"by:{key}" for key in keys]
     counted = {key for key in keys if key in CALL_KEYS} | ({"model"} if filters.model else set())
     rows = window_rows(ledger, filters, ("calls", "call_runs"), by_day=bool({"day", "week"} & set(keys)))
-    totals = group(_keyed(rows.calls, keys), by, TOTALS)
+    totals = _group_by(rows.calls, keys, TOTALS)
     if len(counted) <= 1:
         # Runs with a call of each group, from the counts kept for one call key at a time.
         dimension = next(iter(counted), "")
         counts = [row for row in rows.call_runs if row["dimension"] == dimension]
-        runs = {tuple(row[k] for k in by): row["runs"] for row in group(_keyed(counts, keys), by, ("runs",))}
+        runs = {index: row["runs"] for index, row in _group_by(counts, keys, ("runs",)).items()}
         # A run with calls to two models is one run in the total: count it under "" (or --model).
         whole = "model" if filters.model else ""
         runs_total = sum(row["runs"] for row in rows.call_runs if row["dimension"] == whole)
     else:
         runs, runs_total = _runs_by_call_keys(ledger, filters, keys)
-    result = []
-    for row in totals:
-        index = tuple(row[k] for k in by)
-        result.append({**{key: row[f"by:{key}"] for key in keys}, **_numbers(row), "runs": runs.get(index, 0)})
-    result.sort(key=lambda row: (-_cost(row), *(str(row[key]) for key in keys)))
+    result = [{**dict(zip(keys, index)), **_numbers(row), "runs": runs.get(index, 0)} for index, row in totals.items()]
+    result.sort(key=lambda row: (-_cost(row["cost_usd"]), *(str(row[key]) for key in keys)))
     total = {**_totals(rows.calls), "runs": runs_total}
     for row in result:
         # Each row's part of the priced total; None for a row nobody could price.
@@ -96,7 +98,7 @@ def cost_by(ledger: Ledger, filters: Filters, keys: list[str]) -> dict[str, Any]
 def _runs_by_call_keys(ledger: Ledger, filters: Filters, keys: list[str]) -> tuple[dict[tuple, int], int]:
     """Distinct runs per group when the keys name two or more call properties: the roll-ups
     count runs for one call key at a time, so these come from the calls themselves."""
-    def column(key: str):  # named as in roll-up rows, so that _keyed reads them alike
+    def column(key: str):  # named as in roll-up rows, so that _key_value reads them alike
         if key in CALL_KEYS:
             return CALLS.c[CALL_KEYS[key]]
         return RUNS.c.workflow if key == "workflow" else day_expression(ledger.engine.dialect.name).label("period")
@@ -109,8 +111,7 @@ def _runs_by_call_keys(ledger: Ledger, filters: Filters, keys: list[str]) -> tup
             .select_from(joined).where(*call_conditions(filters)).group_by(*grouping))]
         total = conn.execute(select(func.count(distinct(CALLS.c.run_id))).select_from(joined)
                              .where(*call_conditions(filters))).scalar()
-    by = [f"by:{key}" for key in keys]
-    return {tuple(row[k] for k in by): row["runs"] for row in group(_keyed(rows, keys), by, ("runs",))}, total
+    return {index: row["runs"] for index, row in _group_by(rows, keys, ("runs",)).items()}, total
 
 
 def list_runs(ledger: Ledger, filters: Filters, limit: int = 20) -> list[dict[str, Any]]:
@@ -130,24 +131,132 @@ def count_runs(ledger: Ledger, filters: Filters) -> int:
         return conn.execute(select(func.count()).select_from(RUNS).where(*run_conditions(filters))).scalar()
 
 
-def report(ledger: Ledger, filters: Filters) -> dict[str, Any]:
+# -- the report -------------------------------------------------------------------------------
+#
+# Typed rows whose fields, in order, are the keys of `report --format json` (Report.to_dict).
+# A row that carries what its calls add up to lists its own key fields in a small base class and
+# inherits Totals after it, as in DayCost(Totals, _Day): a dataclass takes the fields of its
+# bases from the last base to the first, so the key fields come first, as in the JSON form.
+
+
+class _Fields:
+    """The base of report rows (see the note above)."""
+
+
+@dataclass(frozen=True)
+class Totals(_Fields):
+    """What a set of LLM calls adds up to (the token fields are TOKEN_COLUMNS). `cost_usd` is
+    None when no call was priced (unknown is not zero), a lower bound (`cost_is_lower_bound`)
+    when some were not."""
+
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cache_creation_tokens: int
+    cache_read_tokens: int
+    thinking_tokens: int
+    unpriced_calls: int
+    cost_usd: Decimal | None
+    cost_is_lower_bound: bool
+
+
+@dataclass(frozen=True)
+class _Workflow(_Fields):
+    workflow: str
+    runs: int
+
+
+@dataclass(frozen=True)
+class WorkflowCost(Totals, _Workflow):
+    """A workflow's runs in the window and what their calls cost."""
+
+
+@dataclass(frozen=True)
+class _Node(_Fields):
+    workflow: str
+    node_id: str
+
+
+@dataclass(frozen=True)
+class NodeCost(Totals, _Node):
+    """What the LLM calls of a workflow's node cost."""
+
+
+@dataclass(frozen=True)
+class SlowNode(_Fields):
+    """A workflow's node by its 95th percentile duration (within sketch.ACCURACY)."""
+
+    workflow: str
+    node_id: str
+    p95_ms: float
+    executions: int
+
+
+@dataclass(frozen=True)
+class _Day(_Fields):
+    day: str  # YYYY-MM-DD, UTC
+
+
+@dataclass(frozen=True)
+class DayCost(Totals, _Day):
+    """What the calls of the runs started on a UTC day cost."""
+
+
+@dataclass(frozen=True)
+class PreviousWindow(Totals):
+    """The window as long as the report's, just before it: its calls' totals and its runs."""
+
+    runs_total: int
+
+
+@dataclass(frozen=True)
+class Report(_Fields):
+    """Everything `pflow-metrics report` shows, for the window and the one before it (None
+    when the window has no start). The top lists hold at most TOP rows, costliest or slowest
+    first; durations are within sketch.ACCURACY."""
+
+    runs: int
+    statuses: dict[str, int]  # runs by status
+    success_rate: float | None  # None without runs
+    cost_usd: Decimal | None
+    cost_is_lower_bound: bool
+    cost_per_run: Decimal | None
+    tokens: dict[str, int]  # by TOKEN_COLUMNS name
+    llm_calls: int
+    duration_p50_ms: float | None
+    duration_p95_ms: float | None
+    top_workflows: list[WorkflowCost]
+    expensive_nodes: list[NodeCost]
+    slowest_nodes: list[SlowNode]
+    cost_per_day: list[DayCost]  # oldest first
+    unpriced_models: list[str]  # sorted
+    previous: PreviousWindow | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (`report --format json`): every row a dict with its fields in order."""
+        return asdict(self)
+
+
+def report(ledger: Ledger, filters: Filters) -> Report:
     """Everything `pflow-metrics report` shows, for the window and the one before it."""
     rows = window_rows(ledger, filters, ("runs", "calls", "nodes"))
     runs_rows = rows.runs
     statuses = {row["status"]: row["runs"] for row in group(runs_rows, ("status",), ("runs",))}
     runs = sum(statuses.values())
-    totals = _totals(runs_rows)
-    durations = group(runs_rows, (), (), ("durations",))[0]["durations"] if runs_rows else {}
-    workflows = sorted(({"workflow": row["workflow"], "runs": row["runs"], **_numbers(row)}
-                        for row in group(runs_rows, ("workflow",), ("runs", *TOTALS))), key=lambda row: -_cost(row))
-    node_costs = sorted(({"workflow": row["workflow"], "node_id": row["node_id"], **_numbers(row)}
-                         for row in group(rows.calls, ("workflow", "node_id"), TOTALS)), key=lambda row: -_cost(row))
-    slowest = sorted(({"workflow": row["workflow"], "node_id": row["node_id"],
-                       "p95_ms": sketch_quantile(row["durations"], 0.95), "executions": row["executions"]}
+    totals = Totals(**_totals(runs_rows))
+    durations = group(runs_rows, (), (), ("durations",))[0]["durations"] if runs_rows else Sketch()
+    workflows = sorted((WorkflowCost(workflow=row["workflow"], runs=row["runs"], **_numbers(row))
+                        for row in group(runs_rows, ("workflow",), ("runs", *TOTALS))),
+                       key=lambda row: -_cost(row.cost_usd))
+    node_costs = sorted((NodeCost(workflow=row["workflow"], node_id=row["node_id"], **_numbers(row))
+                         for row in group(rows.calls, ("workflow", "node_id"), TOTALS)),
+                        key=lambda row: -_cost(row.cost_usd))
+    slowest = sorted((SlowNode(workflow=row["workflow"], node_id=row["node_id"],
+                               p95_ms=row["durations"].quantile(0.95), executions=row["executions"])
                       for row in group(rows.nodes, ("workflow", "node_id"), ("executions",), ("durations",))),
-                     key=lambda row: -row["p95_ms"])
+                     key=lambda row: -row.p95_ms)
     daily = window_rows(ledger, filters, ("runs",), by_day=True).runs
-    per_day = [{"day": row["period"], **_numbers(row)}
+    per_day = [DayCost(day=row["period"], **_numbers(row))
                for row in sorted(group(daily, ("period",), TOTALS), key=lambda row: row["period"])]
     previous = None
     end = filters.until or utcnow()
@@ -156,25 +265,25 @@ def report(ledger: Ledger, filters: Filters) -> dict[str, Any]:
         before = Filters(max(EARLIEST, filters.since - (end - filters.since)), filters.since, filters.workflows,
                          filters.model, filters.status, filters.tags)
         earlier = window_rows(ledger, before, ("runs",)).runs
-        previous = {**_totals(earlier), "runs_total": sum(row["runs"] for row in earlier)}
-    return {
-        "runs": runs,
-        "statuses": statuses,
-        "success_rate": statuses.get("success", 0) / runs if runs else None,
-        "cost_usd": totals["cost_usd"],
-        "cost_is_lower_bound": totals["cost_is_lower_bound"],
-        "cost_per_run": usd(totals["cost_usd"] / runs) if runs and totals["cost_usd"] is not None else None,
-        "tokens": {name: totals[name] for name in TOKEN_COLUMNS},
-        "llm_calls": totals["calls"],
-        "duration_p50_ms": sketch_quantile(durations, 0.5),
-        "duration_p95_ms": sketch_quantile(durations, 0.95),
-        "top_workflows": workflows[:TOP],
-        "expensive_nodes": node_costs[:TOP],
-        "slowest_nodes": slowest[:TOP],
-        "cost_per_day": per_day,
-        "unpriced_models": sorted({row["model"] for row in rows.calls if row["unpriced_calls"]}),
-        "previous": previous,
-    }
+        previous = PreviousWindow(**_totals(earlier), runs_total=sum(row["runs"] for row in earlier))
+    return Report(
+        runs=runs,
+        statuses=statuses,
+        success_rate=statuses.get("success", 0) / runs if runs else None,
+        cost_usd=totals.cost_usd,
+        cost_is_lower_bound=totals.cost_is_lower_bound,
+        cost_per_run=usd(totals.cost_usd / runs) if runs and totals.cost_usd is not None else None,
+        tokens={name: getattr(totals, name) for name in TOKEN_COLUMNS},
+        llm_calls=totals.calls,
+        duration_p50_ms=durations.quantile(0.5),
+        duration_p95_ms=durations.quantile(0.95),
+        top_workflows=workflows[:TOP],
+        expensive_nodes=node_costs[:TOP],
+        slowest_nodes=slowest[:TOP],
+        cost_per_day=per_day,
+        unpriced_models=sorted({row["model"] for row in rows.calls if row["unpriced_calls"]}),
+        previous=previous,
+    )
 
 
 def spend(ledger: Ledger, filters: Filters) -> dict[str, Any]:

@@ -7,14 +7,14 @@ and days from the roll-ups and everything else (the partial days at the window's
 could not rebuild on a read-only ledger, filters the roll-ups do not carry) from raw rows.
 Both sources give rows of the same shapes (`Rows`), which `group` sums.
 
-Durations are log-bucket sketches (DDSketch): a percentile read from one is within 1% of the
-exact value, and sketches add up across days and months.
+Durations are log-bucket sketches (ledger/sketch.py): a percentile read from one is within 1%
+of the exact value, and sketches add up across days and months. Rows carry them as `Sketch`es;
+roll-up tables store their JSON form.
 """
 
 from __future__ import annotations
 
 import calendar
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -26,6 +26,7 @@ from pflow_metrics.errors import LedgerUnavailable
 from pflow_metrics.ledger.engine import REFRESH_LOCK
 from pflow_metrics.ledger.filters import Filters, call_conditions, run_conditions, workflow_condition
 from pflow_metrics.ledger.models import RollupCallRuns, RollupCalls, RollupNodes, RollupRuns
+from pflow_metrics.ledger.sketch import ACCURACY, Sketch  # noqa: F401  (ACCURACY: how exact report percentiles are)
 from pflow_metrics.ledger.store import CALLS, DIRTY_DAYS, NODES, RUNS, Ledger, utc_day
 from pflow_metrics.record import TOKEN_KINDS
 
@@ -46,39 +47,6 @@ ONE_DAY = timedelta(days=1)
 MAX_DIRTY_RANGES = 64
 REBUILD_CHUNK = 64
 
-# -- duration sketches ------------------------------------------------------------------------
-
-ACCURACY = 0.01
-GAMMA = (1 + ACCURACY) / (1 - ACCURACY)
-LOG_GAMMA = math.log(GAMMA)
-SMALLEST_MS = 0.001
-
-
-def sketch_add(sketch: dict[str, int], value_ms: float) -> None:
-    bucket = str(math.ceil(math.log(max(value_ms, SMALLEST_MS)) / LOG_GAMMA))
-    sketch[bucket] = sketch.get(bucket, 0) + 1
-
-
-def sketch_merge(into: dict[str, int], other: dict[str, int]) -> None:
-    for bucket, count in other.items():
-        into[bucket] = into.get(bucket, 0) + count
-
-
-def sketch_quantile(sketch: dict[str, int], fraction: float) -> float | None:
-    """The value at `fraction` (nearest rank), within ACCURACY of the exact one."""
-    total = sum(sketch.values())
-    if not total:
-        return None
-    rank = round(fraction * (total - 1))
-    buckets = sorted(sketch, key=int)
-    seen = 0
-    for bucket in buckets:
-        seen += sketch[bucket]
-        if seen > rank:
-            break
-    return 2 * GAMMA ** int(bucket) / (GAMMA + 1)
-
-
 # -- rows -------------------------------------------------------------------------------------
 
 
@@ -86,10 +54,10 @@ def sketch_quantile(sketch: dict[str, int], fraction: float) -> float | None:
 class Rows:
     """Rows keyed by (period, workflow, status, ...), from roll-ups or computed from raw rows.
 
-    runs:      runs, the TOTALS of their calls, durations (sketch)
+    runs:      runs, the TOTALS of their calls, durations (a Sketch)
     calls:     model, provider, node_id, phase, TOTALS
     call_runs: dimension ("" or a CALL_KEYS key), value, runs (distinct runs with such calls)
-    nodes:     node_id, executions, durations (sketch)
+    nodes:     node_id, executions, durations (a Sketch)
     """
 
     runs: list[dict[str, Any]] = field(default_factory=list)
@@ -113,11 +81,11 @@ def group(rows: Iterable[dict[str, Any]], keys: Iterable[str], sums: Iterable[st
         if total is None:
             total = groups[index] = {key: row[key] for key in keys}
             total.update(dict.fromkeys(sums, 0))
-            total.update({name: {} for name in sketches})
+            total.update({name: Sketch() for name in sketches})
         for name in sums:
             total[name] += row[name]
         for name in sketches:
-            sketch_merge(total[name], row[name])
+            total[name].merge(row[name])
     return list(groups.values())
 
 
@@ -172,10 +140,10 @@ def raw_rows(conn, filters: Filters, ranges: list[tuple[datetime, datetime]],
                 select(day, RUNS.c.workflow, RUNS.c.status, RUNS.c.duration_ms).where(*runs_where)):
             row = runs.setdefault((period, workflow, status), {
                 "period": period, "workflow": workflow, "status": status,
-                "runs": 0, **dict.fromkeys(TOTALS, 0), "durations": {}})
+                "runs": 0, **dict.fromkeys(TOTALS, 0), "durations": Sketch()})
             row["runs"] += 1
             if duration is not None:
-                sketch_add(row["durations"], duration)
+                row["durations"].add(duration)
         for total in group(calls, KEY, TOTALS):
             runs[tuple(total[key] for key in KEY)].update({name: total[name] for name in TOTALS})
         rows.runs = list(runs.values())
@@ -187,9 +155,9 @@ def raw_rows(conn, filters: Filters, ranges: list[tuple[datetime, datetime]],
                 .select_from(NODES.join(RUNS, NODES.c.run_id == RUNS.c.id)).where(*runs_where)):
             row = nodes.setdefault((period, workflow, status, node_id), {
                 "period": period, "workflow": workflow, "status": status, "node_id": node_id,
-                "executions": 0, "durations": {}})
+                "executions": 0, "durations": Sketch()})
             row["executions"] += 1
-            sketch_add(row["durations"], duration)
+            row["durations"].add(duration)
         rows.nodes = list(nodes.values())
     return rows
 
@@ -267,7 +235,15 @@ def _insert(conn, rows: Rows, period: str | None = None) -> None:
     for name, table in TABLES.items():
         batch = getattr(rows, name)
         if batch:
-            conn.execute(table.insert(), [{**row, "period": period or row["period"]} for row in batch])
+            conn.execute(table.insert(), [_stored(row, period or row["period"]) for row in batch])
+
+
+def _stored(row: dict[str, Any], period: str) -> dict[str, Any]:
+    """A row as its roll-up table holds it: a duration sketch in its JSON form."""
+    stored = {**row, "period": period}
+    if "durations" in row:
+        stored["durations"] = row["durations"].to_json()
+    return stored
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -293,7 +269,11 @@ def read_rollups(conn, filters: Filters, plan: WindowPlan, tables: Iterable[str]
             where.append(and_(table.c.dimension == "model", table.c.value == filters.model))
         columns = [column for column in table.c if column.name != "id" and (sketches or column.name != "durations")]
         names = [column.name for column in columns]
-        getattr(rows, name).extend(dict(zip(names, row)) for row in conn.execute(select(*columns).where(*where)))
+        found = [dict(zip(names, row)) for row in conn.execute(select(*columns).where(*where))]
+        if "durations" in names:
+            for row in found:
+                row["durations"] = Sketch.from_json(row["durations"])
+        getattr(rows, name).extend(found)
     return rows
 
 

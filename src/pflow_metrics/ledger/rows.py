@@ -2,15 +2,22 @@
 of runs, node_executions and llm_calls (ledger/models.py). The store writes with it and reads
 back with it; tests and benchmarks that write rows of a given revision use it too.
 
-Money goes in as whole nano-dollars (money.py); a run's totals are derived from its calls.
+The mapping is derived from the record's field declarations (record.py: each field's check and
+column), worked out once at import: a field is stored in the column named like it (or its
+`column=`), through its check's `to_column` / `from_column` (money goes in as whole
+nano-dollars, money.py), or spread over one column per key (`columns=`: a call's rates, a run's
+CI context). A run's totals are derived from its calls; they are the only columns written here
+by name. A null in a column reads as the field's default, as a missing JSON key does (a
+required field's null stays null).
 """
 
 from __future__ import annotations
 
+from dataclasses import MISSING
 from typing import Any
 
-from pflow_metrics.money import from_nanos, to_nanos
-from pflow_metrics.record import RATE_KEYS, LLMCallRecord, NodeRecord, RunRecord
+from pflow_metrics.money import to_nanos
+from pflow_metrics.record import TOKEN_KINDS, LLMCallRecord, NodeRecord, RunRecord, field_specs
 
 
 def _storable(row: dict[str, Any]) -> dict[str, Any]:
@@ -37,138 +44,93 @@ def _storable_text(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
+_EMPTY: dict = {}
+
+
+def _gathered(row: Any, columns: tuple[tuple[str, str], ...]) -> dict[str, Any] | None:
+    """A spread field read back: the keys whose column holds something, or None."""
+    values = {}
+    for key, column in columns:
+        value = getattr(row, column)
+        if value is not None and value != "":
+            values[key] = value
+    return values or None
+
+
+class _Columns:
+    """A record class's fields as columns of its table, from the declarations (record.py):
+    `row(record, *head)` (`head`: the leading columns the record does not hold, such as run_id
+    and seq) and `record(row, **children)`."""
+
+    def __init__(self, cls: type, head: tuple[str, ...] = ()) -> None:
+        self.cls = cls
+        self.head = head
+        self.spread = []  # (field, ((key, column), ...)): a dict over one column per key
+        self.plain = []  # (field, column, to_column, from_column, default, factory)
+        for spec in field_specs(cls):
+            if spec.columns:
+                self.spread.append((spec.name, tuple(spec.columns.items())))
+            elif spec.column is not None:  # None: nested records, in their own table
+                null_is_default = not spec.required and (spec.factory or spec.default not in (None, MISSING))
+                self.plain.append((spec.name, spec.column, spec.check.to_column, spec.check.from_column,
+                                   spec.default if null_is_default else None, spec.factory and null_is_default))
+
+    def row(self, record: Any, *head: Any) -> dict[str, Any]:
+        row = dict(zip(self.head, head))
+        for name, column, to_column, _, _, _ in self.plain:
+            value = getattr(record, name)
+            row[column] = value if to_column is None else to_column(value)
+        for name, columns in self.spread:
+            values = getattr(record, name) or _EMPTY
+            for key, column in columns:
+                row[column] = values.get(key)
+        return _storable(row)
+
+    def record(self, row: Any, **children: Any) -> Any:
+        values = {}
+        for name, column, _, from_column, default, factory in self.plain:
+            value = getattr(row, column)
+            if value is None:
+                value = default() if factory else default  # a null reads as the field's default
+            elif from_column is not None:
+                value = from_column(value)
+            values[name] = value
+        for name, columns in self.spread:
+            values[name] = _gathered(row, columns)
+        return self.cls(**values, **children)
+
+
+_RUNS = _Columns(RunRecord)
+_NODES = _Columns(NodeRecord, ("run_id", "seq"))
+_CALLS = _Columns(LLMCallRecord, ("run_id", "seq"))
+_RUN_TOKEN_COLUMNS = tuple(f"{kind}_tokens" for kind in TOKEN_KINDS)
+
+
 def run_row(record: RunRecord) -> dict[str, Any]:
-    ci = record.ci or {}
+    row = _RUNS.row(record)
+    row["heartbeat_at"] = record.ended_at or record.started_at
+    # The derived totals: the sums reports read without adding up calls (numbers: storable).
     tokens = record.tokens
-    return _storable({
-        "id": record.run_id,
-        "workflow": record.workflow,
-        "status": record.status,
-        "started_at": record.started_at,
-        "ended_at": record.ended_at,
-        "heartbeat_at": record.ended_at or record.started_at,
-        "duration_ms": record.duration_ms,
-        "planner_duration_ms": record.planner_duration_ms,
-        "workflow_duration_ms": record.workflow_duration_ms,
-        "input_tokens": tokens.input,
-        "output_tokens": tokens.output,
-        "cache_creation_tokens": tokens.cache_creation,
-        "cache_read_tokens": tokens.cache_read,
-        "thinking_tokens": tokens.thinking,
-        "cost_nanousd": to_nanos(record.priced_cost_usd),
-        "unpriced_calls": record.unpriced_calls,
-        "error": record.error,
-        "host": record.host,
-        "pid": record.pid,
-        "ci_provider": ci.get("provider"),
-        "ci_job_id": ci.get("job_id"),
-        "ci_git_sha": ci.get("git_sha"),
-        "ci_git_branch": ci.get("git_branch"),
-        "tags": record.tags,
-        "tool_version": record.tool_version,
-    })
+    row.update(zip(_RUN_TOKEN_COLUMNS, (getattr(tokens, kind) for kind in TOKEN_KINDS)))
+    row["cost_nanousd"] = to_nanos(record.priced_cost_usd)
+    row["unpriced_calls"] = record.unpriced_calls
+    return row
 
 
 def node_rows(record: RunRecord, start: int = 0) -> list[dict[str, Any]]:
-    return [
-        _storable({
-            "run_id": record.run_id,
-            "seq": seq,
-            "node_id": node.node_id,
-            "node_type": node.node_type,
-            "phase": node.phase,
-            "start_offset_ms": node.start_offset_ms,
-            "duration_ms": node.duration_ms,
-            "status": node.status,
-            "attempts": node.attempts,
-            "action": node.action,
-            "error": node.error,
-            "items": node.items,
-        })
-        for seq, node in enumerate(record.nodes[start:], start)
-    ]
+    run_id, row = record.run_id, _NODES.row
+    return [row(node, run_id, seq) for seq, node in enumerate(record.nodes[start:], start)]
 
 
 def call_rows(record: RunRecord, start: int = 0) -> list[dict[str, Any]]:
-    rows = []
-    for seq, call in enumerate(record.llm_calls[start:], start):
-        rates = call.rates or {}
-        rows.append(_storable(
-            {
-                "run_id": record.run_id,
-                "seq": seq,
-                "node_id": call.node_id,
-                "phase": call.phase,
-                "model": call.model,
-                "resolved_model": call.resolved_model,
-                "provider": call.provider,
-                "input_tokens": call.input_tokens,
-                "output_tokens": call.output_tokens,
-                "cache_creation_tokens": call.cache_creation_tokens,
-                "cache_read_tokens": call.cache_read_tokens,
-                "thinking_tokens": call.thinking_tokens,
-                "cost_nanousd": to_nanos(call.cost_usd),
-                "input_rate": rates.get("input"),
-                "output_rate": rates.get("output"),
-                "cache_read_rate": rates.get("cache_read"),
-                "cache_creation_rate": rates.get("cache_creation"),
-                "price_source": call.price_source,
-                "duration_ms": call.duration_ms,
-                "started_at": call.started_at,
-                "prompt": call.prompt,
-                "response": call.response,
-            }
-        ))
-    return rows
+    run_id, row = record.run_id, _CALLS.row
+    return [row(call, run_id, seq) for seq, call in enumerate(record.llm_calls[start:], start)]
 
 
 def record_from_rows(run, nodes, calls) -> RunRecord:
-    ci = {
-        key: value
-        for key, value in (
-            ("provider", run.ci_provider),
-            ("job_id", run.ci_job_id),
-            ("git_sha", run.ci_git_sha),
-            ("git_branch", run.ci_git_branch),
-        )
-        if value
-    }
-    return RunRecord(
-        run_id=run.id,
-        workflow=run.workflow,
-        status=run.status,
-        started_at=run.started_at,
-        ended_at=run.ended_at,
-        duration_ms=run.duration_ms,
-        planner_duration_ms=run.planner_duration_ms,
-        workflow_duration_ms=run.workflow_duration_ms,
-        error=run.error,
-        host=run.host,
-        pid=run.pid,
-        ci=ci or None,
-        tags=run.tags or {},
-        tool_version=run.tool_version,
-        nodes=[
-            NodeRecord(
-                node_id=row.node_id, node_type=row.node_type, phase=row.phase,
-                duration_ms=row.duration_ms, status=row.status, attempts=row.attempts,
-                action=row.action, error=row.error, start_offset_ms=row.start_offset_ms,
-                items=row.items,
-            )
-            for row in nodes
-        ],
-        llm_calls=[_call_from_row(row) for row in calls],
-    )
+    return _RUNS.record(run, nodes=[_NODES.record(row) for row in nodes],
+                        llm_calls=[_call_from_row(row) for row in calls])
 
 
 def _call_from_row(row) -> LLMCallRecord:
-    rates = {key: getattr(row, f"{key}_rate") for key in RATE_KEYS if getattr(row, f"{key}_rate") is not None}
-    return LLMCallRecord(
-        node_id=row.node_id, phase=row.phase, model=row.model, resolved_model=row.resolved_model,
-        provider=row.provider, input_tokens=row.input_tokens, output_tokens=row.output_tokens,
-        cache_creation_tokens=row.cache_creation_tokens, cache_read_tokens=row.cache_read_tokens,
-        thinking_tokens=row.thinking_tokens, cost_usd=from_nanos(row.cost_nanousd), rates=rates or None,
-        price_source=row.price_source, duration_ms=row.duration_ms, started_at=row.started_at,
-        prompt=row.prompt, response=row.response,
-    )
-
+    return _CALLS.record(row)

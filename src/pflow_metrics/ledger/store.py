@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from pflow_metrics.config import ledger_url
 from pflow_metrics.context import host_name
-from pflow_metrics.errors import LedgerError, UsageError
+from pflow_metrics.errors import LedgerError, LedgerUnavailable, UsageError
 from pflow_metrics.ledger.engine import (
     create_ledger_engine,
     describe_db_error,
@@ -49,7 +49,8 @@ class Ledger:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str | None = None, *, upgrade: bool = True, create: bool | None = None) -> Ledger:
+    def open(cls, url: str | None = None, *, upgrade: bool = True, create: bool | None = None,
+             mark_crashed: bool = False) -> Ledger:
         """Open the ledger at `url` (default: --db / $PFLOW_METRICS_DB / $PFLOW_HOME/metrics.db).
 
         Writers (`upgrade=True`) create a new ledger or the schema in an empty database and
@@ -57,6 +58,10 @@ class Ledger:
         ledger there yet is NoLedger, an older schema a LedgerError that says to upgrade it.
         `create` (default: `upgrade`) alone decides whether a missing or empty ledger is
         created. Another application's database is always a LedgerError, left untouched.
+
+        With `mark_crashed` (for answering questions about runs), runs whose processes are gone
+        are marked crashed first (`mark_crashed_runs`), so that no answer shows them running.
+        A ledger that cannot be written now (read-only, locked) still opens, unmarked.
         """
         from pflow_metrics.ledger.engine import HEAD_REVISION
 
@@ -72,7 +77,16 @@ class Ledger:
         except BaseException:
             engine.dispose()
             raise
-        return cls(engine)
+        ledger = cls(engine)
+        if mark_crashed:
+            try:
+                ledger.mark_crashed_runs()
+            except LedgerUnavailable:  # a read-only ledger still answers questions
+                pass
+            except BaseException:
+                ledger.close()
+                raise
+        return ledger
 
     @property
     def location(self) -> str:

@@ -39,6 +39,13 @@ def shared_ledger(url: str | None):
     return ledger
 
 
+def close_shared_ledgers() -> None:
+    """Close and forget the process's open ledgers (the next run opens them again): for a
+    server that went away for good, whose pooled connections would otherwise be kept."""
+    while _open_ledgers:
+        _open_ledgers.popitem()[1].close()
+
+
 class LedgerWarning(UserWarning):
     """The ledger could not be written; the run record was spooled instead."""
 
@@ -106,6 +113,11 @@ class RunWriter:
                 self._problem = exc
                 return
             last_write = time.perf_counter()
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether finish() has told the journal thread to stop."""
+        return self._stopped
 
     def _stop_journal(self) -> None:
         if self._thread is not None:

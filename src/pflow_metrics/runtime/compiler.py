@@ -11,6 +11,7 @@ from typing import Any
 
 from pocketflow import Flow
 
+from pflow_metrics.delegation import innermost
 from pflow_metrics.runtime.nodes.base import Verbatim
 from pflow_metrics.runtime.registry import load_node_class
 from pflow_metrics.runtime.wrappers import NamespacedNodeWrapper, ProgressNodeWrapper, TemplateAwareNodeWrapper
@@ -30,19 +31,13 @@ def compile_workflow(ir: dict[str, Any], progress: Callable[[str, str, float], N
         actions[edge["from"]].add(action)
     inputs = frozenset(ir.get("inputs") or ())
     for node_id, node in nodes.items():
-        inner = _innermost(node)
+        inner = innermost(node)
         # A built-in node that fails returns the `error` action when an edge takes it, and
         # raises (failing the node and the run) when none does.
         inner.edge_actions = frozenset(actions[node_id])
         # Store keys that are the workflow's inputs yield to explicit params (see WorkflowNode.read).
         inner.workflow_inputs = inputs
     return Flow(start=nodes[ir.get("start_node") or ids[0]])
-
-
-def _innermost(node: Any) -> Any:
-    while "inner_node" in node.__dict__:
-        node = node.inner_node
-    return node
 
 
 def _build_node(spec: dict[str, Any], progress: Callable[[str, str, float], None] | None):

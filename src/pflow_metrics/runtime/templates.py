@@ -34,10 +34,6 @@ def references(value: Any) -> Iterator[tuple[str, str]]:
                 yield f"[{index}]{where}", path
 
 
-def has_templates(value: Any) -> bool:
-    return next(references(value), None) is not None
-
-
 def lookup(path: str, context: Mapping[str, Any]) -> Any:
     """The value at a dotted path; raises TemplateError naming the first missing segment."""
     current: Any = context

@@ -1,10 +1,11 @@
 """The runtime's node wrappers: [ProgressNodeWrapper ->] NamespacedNodeWrapper ->
 TemplateAwareNodeWrapper -> node.
 
-All are PocketFlow nodes themselves (so `>>` and `- "action" >>` work on them and Flow's
-`copy.copy` at every step copies them like any node) and delegate every other attribute to
-the node they wrap, so the instrumentation outside them sees `node_id` and the node's own
-attributes.
+All are DelegatingNodes (`pflow_metrics.delegation`): PocketFlow nodes themselves (so `>>` and
+`- "action" >>` work on them and Flow's `copy.copy` at every step copies them like any node)
+that delegate every other attribute to the node they wrap, so the instrumentation outside them
+sees `node_id` and the node's own attributes. What the instrumentation reads of them
+(`inner_node`, `node_id`, `template_resolutions`) is the protocol documented there.
 """
 
 from __future__ import annotations
@@ -15,23 +16,8 @@ from typing import Any
 
 from pocketflow import BaseNode
 
+from pflow_metrics.delegation import DelegatingNode, inner_of
 from pflow_metrics.runtime import templates
-
-_PICKLE_HOOKS = ("__setstate__", "__getstate__", "__getnewargs__", "__getnewargs_ex__")
-
-
-class _DelegatingWrapper(BaseNode):
-    def __init__(self, inner_node: BaseNode, node_id: str):
-        super().__init__()
-        self.inner_node = inner_node
-        self.node_id = node_id
-
-    def __getattr__(self, name: str) -> Any:
-        # Only called for attributes the wrapper lacks. Pickle and copy probe these hooks on a
-        # half-built object whose `inner_node` is not set yet: answering would recurse.
-        if name in _PICKLE_HOOKS or name == "inner_node":
-            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
-        return getattr(object.__getattribute__(self, "inner_node"), name)
 
 
 def _is_root_key(key: object) -> bool:
@@ -83,7 +69,7 @@ class NamespacedStore(MutableMapping):
         return f"NamespacedStore({self.namespace!r})"
 
 
-class NamespacedNodeWrapper(_DelegatingWrapper):
+class NamespacedNodeWrapper(DelegatingNode):
     """Runs the wrapped node against a NamespacedStore of the shared store; with `enabled`
     False (a workflow with `"enable_namespacing": false`), against the shared store itself."""
 
@@ -112,18 +98,19 @@ def set_namespacing(flow: BaseNode, enabled: bool) -> BaseNode:
             continue
         seen.add(id(node))
         stack.extend(node.successors.values())
-        link: Any = node
-        while isinstance(link, BaseNode):
+        link: BaseNode | None = node
+        while link is not None:
             if isinstance(link, NamespacedNodeWrapper):
                 link.enabled = enabled
-            link = link.__dict__.get("inner_node")
+            link = inner_of(link)
     return flow
 
 
-class TemplateAwareNodeWrapper(_DelegatingWrapper):
+class TemplateAwareNodeWrapper(DelegatingNode):
     """Resolves the node's template params against the shared store just before it runs.
 
-    `template_resolutions` maps each template path to the value it had, for the trace.
+    `template_resolutions` maps each template path to the value it had at this run: the
+    instrumentation's trace reads it (see `pflow_metrics.delegation`).
     """
 
     def __init__(self, inner_node: BaseNode, node_id: str, template_params: dict[str, Any]):
@@ -145,7 +132,7 @@ class TemplateAwareNodeWrapper(_DelegatingWrapper):
             self.inner_node.set_params(unresolved)
 
 
-class ProgressNodeWrapper(_DelegatingWrapper):
+class ProgressNodeWrapper(DelegatingNode):
     """Tells `report(node_id, event, seconds)` when the node starts ("start") and ends
     ("done" or "failed"); the CLI shows it on a terminal. Sits just inside the instrumentation."""
 

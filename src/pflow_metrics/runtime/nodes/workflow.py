@@ -211,7 +211,7 @@ def _restore_context(store: Any, saved: dict[str, Any]) -> None:
 def _run_child(ir: dict[str, Any], storage: Any, prefix: str) -> Any:
     """Compile and run the child; inside a metered run its nodes are instrumented as `prefix` +
     their ids in the run's session (the parent's wrapper left the session current)."""
-    from pflow_metrics.instrumentation.session import current_session
+    from pflow_metrics.instrumentation.current import current_session
     from pflow_metrics.instrumentation.wrapper import instrument_graph
     from pflow_metrics.runtime.compiler import compile_workflow
 
