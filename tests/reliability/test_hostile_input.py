@@ -229,3 +229,10 @@ def test_trace_show_never_fails_with_an_internal_error(cli, tmp_path, lines):
     assert (code == 0) == (err == "")
     if code == 2:
         assert one_error_line(err)
+
+
+@pytest.mark.parametrize("command", [["report"], ["cost"], ["budget", "--max-usd", "1"], ["runs", "list"],
+                                     ["export"], ["reprice", "--dry-run"]])
+def test_a_since_after_the_until_is_one_line_not_an_empty_answer(cli, tmp_path, command):
+    code, out, err = cli("--db", tmp_path / "l.db", *command, "--since", "1d", "--until", "7d")
+    assert (code, out) == (2, "") and err.count("\n") == 1 and "is not before --until" in err

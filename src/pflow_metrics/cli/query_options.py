@@ -33,9 +33,13 @@ def build_filters(since: str | None, until: str | None, workflow: list[str] | No
                   status: str | None, tag: list[str] | None) -> Filters:
     if status is not None and status not in RUN_STATUSES:
         raise UsageError(f"--status: must be one of {', '.join(RUN_STATUSES)}, got '{status}'")
+    start = parse_moment(since, "--since") if since else None
+    end = parse_moment(until, "--until") if until else None
+    if start is not None and end is not None and start >= end:
+        raise UsageError(f"--since {since} is not before --until {until}: the window is empty")
     return Filters(
-        since=parse_moment(since, "--since") if since else None,
-        until=parse_moment(until, "--until") if until else None,
+        since=start,
+        until=end,
         workflows=list(workflow or []),
         model=model,
         status=status,
