@@ -197,6 +197,7 @@ def test_trace_show_prints_a_timeline(cli, meter):
     assert any("✓ set_key (SetKey)" in line for line in lines)
     assert any("llm meter: 2 in / 3 out, unpriced" in line for line in lines)
     assert any("changed: +a" in line for line in lines)
+    assert "__llm_calls__" in open(path).read() and "__llm_calls__" not in out  # bookkeeping, not shown
     assert lines[-1].startswith("success · ")
 
 

@@ -189,7 +189,7 @@ def test_after_ingesting_a_run_at_the_last_moment_later_ingests_and_reports_work
     assert code == 0 and json.loads(out)["runs"] == 2, err
     code, out, err = cli("--db", sqlite_url, "report", "--until", "now", "--format", "json")
     assert code == 0 and json.loads(out)["runs"] == 1, err
-    assert cli("--db", sqlite_url, "ingest", last)[:2] == (0, "ingested 2 runs\n")
+    assert cli("--db", sqlite_url, "ingest", last)[:2] == (0, "ingested 2 runs (2 already in the ledger, written again)\n")
 
 
 # -- any line at all ------------------------------------------------------------------------------
@@ -317,4 +317,4 @@ def test_any_lines_are_reported_by_number_or_land_and_the_cli_exits_1_if_any_was
     assert "internal error" not in err and "Traceback" not in err
     numbers = [re.match(rf"{re.escape(str(source))}:(\d+): skipped: \S", row) for row in err.splitlines()]
     assert all(numbers) and {int(match.group(1)) for match in numbers} == bad, err
-    assert re.fullmatch(r"ingested \d+ runs" + (f"; {len(bad)} bad lines skipped" if bad else "") + "\n", out), out
+    assert re.fullmatch(r"ingested \d+ runs( \(\d+ already in the ledger, written again\))?" + (f"; {len(bad)} bad lines skipped" if bad else "") + "\n", out), out

@@ -177,9 +177,9 @@ def test_export_then_ingest_merges_ledgers_idempotently(cli, filled, tmp_path):
     exported = tmp_path / "runs.jsonl"
     exported.write_text(out)
     target = str(tmp_path / "merged.db")
-    for _ in range(2):
+    for again in ("", " (4 already in the ledger, written again)"):
         code, out, _ = cli("--db", target, "ingest", str(exported))
-        assert code == 0 and "ingested 4 runs" in out
+        assert (code, out) == (0, f"ingested 4 runs{again}\n")
     _, out, _ = cli("--db", target, "cost", "--since", "30d", "--format", "json")
     assert json.loads(out)["total"]["calls"] == 5
 
@@ -246,3 +246,9 @@ def test_report_commands_do_not_import_heavy_modules(tmp_path, command):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "PFLOW_HOME": str(tmp_path)})
     assert "HEAVY []" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("command", ["report", "cost"])
+def test_report_and_cost_take_no_utc_option_since_their_days_are_utc(cli, tmp_path, command):
+    code, out, err = cli("--db", tmp_path / "l.db", command, "--utc")
+    assert code == 2 and out == "" and "--utc" in err and err.count("\n") == 1

@@ -186,3 +186,11 @@ def test_budget_stops_the_run_with_exit_1(cli, write_workflow, ledger_url, pflow
         record = ledger.get_run(body["run_id"])
     assert record.status == "budget_exceeded"
     assert [node.node_id for node in record.nodes] == ["summarize"]
+
+
+def test_no_ledger_prints_no_run_id_in_the_summary(cli, write_workflow, sqlite_url):
+    path = str(write_workflow(PIPELINE))
+    recorded = cli("--db", sqlite_url, "run", path, "topic=x")
+    unrecorded = cli("--db", sqlite_url, "run", path, "topic=x", "--no-ledger")
+    assert " · run " in recorded.stdout.splitlines()[-1]
+    assert " · run " not in unrecorded.stdout.splitlines()[-1]

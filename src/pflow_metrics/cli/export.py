@@ -52,7 +52,7 @@ def ingest(ctx: typer.Context, files: list[str] = typer.Argument(..., help="JSON
     from pflow_metrics.ledger.ingest import ingest_lines
 
     ledger = open_ledger(ctx)
-    landed, bad = 0, 0
+    landed, new, bad = 0, 0, 0
     for name in files:
         # Bytes, split on b"\n" only: each line is decoded on its own, so a byte that is not
         # UTF-8 costs its line, not the file.
@@ -63,10 +63,12 @@ def ingest(ctx: typer.Context, files: list[str] = typer.Argument(..., help="JSON
         with source as stream:
             result = ingest_lines(ledger, _read_lines(stream, name))
         landed += result.landed
+        new += result.new
         bad += len(result.problems)
         for number, message in result.problems:
             typer.echo(f"{name}:{number}: skipped: {message}", err=True)
-    typer.echo(f"ingested {landed} runs" + (f"; {bad} bad lines skipped" if bad else ""))
+    again = f" ({landed - new} already in the ledger, written again)" if landed - new else ""
+    typer.echo(f"ingested {landed} runs{again}" + (f"; {bad} bad lines skipped" if bad else ""))
     if bad:
         sys.exit(EXIT_FAILURE)
 

@@ -7,16 +7,15 @@ from typing import Any
 import typer
 
 from pflow_metrics.cli.options import open_existing_ledger
-from pflow_metrics.cli.query_options import (Format, Model, Since, Status, Tag, Until, Utc, Workflow,
+from pflow_metrics.cli.query_options import (Format, Model, Since, Status, Tag, Until, Workflow,
                                              build_filters, check_format)
 from pflow_metrics.cli.render import NO_RUNS, bar_chart, clean, money, table, to_json
 from pflow_metrics.errors import UsageError
 
 
 def report(ctx: typer.Context, since: Since = "7d", until: Until = None, workflow: Workflow = None,
-           model: Model = None, status: Status = None, tag: Tag = None, format: Format = "table",
-           utc: Utc = False) -> None:
-    """Runs, success rate, cost, tokens, durations, top workflows and nodes, cost per day."""
+           model: Model = None, status: Status = None, tag: Tag = None, format: Format = "table") -> None:
+    """Runs, success rate, cost, tokens, durations, top workflows and nodes, cost per UTC day."""
     from pflow_metrics.ledger.queries import report as build_report
 
     fmt = check_format(format)
@@ -76,8 +75,9 @@ def cost(ctx: typer.Context,
          by: str = typer.Option("model", "--by", help="model, provider, workflow, node, phase, day, week, month; "
                                                       "comma-separated for several."),
          since: Since = "7d", until: Until = None, workflow: Workflow = None, model: Model = None,
-         status: Status = None, tag: Tag = None, format: Format = "table", utc: Utc = False) -> None:
-    """Calls, runs, tokens and cost grouped by one or more keys, with each group's share."""
+         status: Status = None, tag: Tag = None, format: Format = "table") -> None:
+    """Calls, runs, tokens and cost grouped by one or more keys, with each group's share (days,
+    weeks and months are UTC)."""
     from pflow_metrics.ledger.queries import COST_KEYS, TOKEN_COLUMNS, cost_by
 
     fmt = check_format(format)

@@ -203,7 +203,7 @@ def summary_line(result: Any) -> str:
         f"{total.get('input_tokens', 0)} in / {total.get('output_tokens', 0)} out tokens",
         _cost_text(total),
     ]
-    if result.run_id:
+    if result.recorded:  # with --no-ledger the run id would name nothing
         parts.append(f"run {result.run_id[:8]}")
     return " · ".join(parts)
 

@@ -85,9 +85,8 @@ def _node_lines(event: dict[str, Any]) -> list[str]:
                      f"{_count_text(call.get('output_tokens'))} out, "
                      + (f"${cost:.6f}" if cost is not None else "unpriced"))
     changes = event.get("changes") if isinstance(event.get("changes"), dict) else {}
-    changed = [*(f"+{_text(k)}" for k in _keys(changes.get("added"))),
-               *(f"~{_text(k)}" for k in _keys(changes.get("modified"))),
-               *(f"-{_text(k)}" for k in _keys(changes.get("removed")))]
+    changed = [f"{mark}{_text(key)}" for mark, part in (("+", "added"), ("~", "modified"), ("-", "removed"))
+               for key in _keys(changes.get(part)) if not _internal(key)]
     if changed:
         lines.append(f"{'':>12}changed: {' '.join(changed)}")
     if event.get("error"):
@@ -148,6 +147,11 @@ def _keys(value: Any) -> list:
     if isinstance(value, dict):
         return list(value)
     return [item for item in _list(value) if isinstance(item, str)]
+
+
+def _internal(key: str) -> bool:
+    """The store's bookkeeping (`__llm_calls__`, `__is_planner__`), not the workflow's data."""
+    return key.startswith("__") and key.endswith("__")
 
 
 def _ms(value: Any) -> str:

@@ -40,6 +40,7 @@ class RunResult:
     trace_path: Path | None = None
     error: str | None = None
     ledger_warning: str | None = None
+    recorded: bool = True  # False with ledger=False: the run id names nothing in any ledger
 
 
 class RunSession:
@@ -234,7 +235,8 @@ class RunSession:
             self._to_trace(self.trace.finish, {"status": status, "error": record.error,
                                                "run_id": self.run_id, **summary})
         self.result = RunResult(run_id=self.run_id, status=status, summary=summary, record=record,
-                                trace_path=trace_path, error=record.error, ledger_warning=ledger_warning)
+                                trace_path=trace_path, error=record.error, ledger_warning=ledger_warning,
+                                recorded=self.writer is not None)
         return self.result
 
     def __enter__(self) -> RunSession:

@@ -108,7 +108,8 @@ def _prepare_sqlite_file(path: Path, create: bool = True) -> None:
             with path.open("rb") as handle:
                 header = handle.read(len(SQLITE_HEADER))
             if header and header != SQLITE_HEADER:
-                raise LedgerError(f"ledger {path} is not a SQLite database; move it away or pass --db")
+                raise LedgerError(f"ledger {path} is not a SQLite database; move it away, or name another file "
+                                  "with --db or $PFLOW_METRICS_DB")
         found = _sqlite_file_revision(path)
         if found is None and not create:
             raise NoLedger(f"ledger {path} is empty", missing=False)
@@ -186,7 +187,7 @@ def _classify(where: str, names: set[str], revision: str | None, newer_ok: bool 
     shown += ", ..." if len(names) > 3 else ""
     raise LedgerError(
         f"{where} is not a pflow-metrics ledger (it holds other tables: {shown}); it was left untouched: "
-        "pass --db with a pflow-metrics ledger or a new file"
+        "name a pflow-metrics ledger or a new file with --db or $PFLOW_METRICS_DB"
     )
 
 

@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from pflow_metrics.errors import LedgerUnavailable, RecordError
 from pflow_metrics.ledger.rollups import refresh
-from pflow_metrics.ledger.store import Ledger
+from pflow_metrics.ledger.store import Ledger, Stored
 from pflow_metrics.record import RunRecord
 
 BATCH = 500
@@ -25,7 +25,12 @@ BATCH = 500
 @dataclass
 class IngestResult:
     landed: int = 0
+    new: int = 0  # of the landed runs, those the ledger did not hold before
     problems: list[tuple[int, str]] = field(default_factory=list)  # (line number, message)
+
+    def add(self, stored: Stored) -> None:
+        self.landed += stored.runs
+        self.new += stored.new
 
 
 def price_missing_costs(record: RunRecord) -> None:
@@ -41,12 +46,11 @@ def price_missing_costs(record: RunRecord) -> None:
 
 
 def _land(ledger: Ledger, batch: list[tuple[int, RunRecord]], result: IngestResult) -> None:
-    """Write a batch in one transaction; if the engine refuses it (PostgreSQL takes no NUL in
-    text, neither engine a lone surrogate), write its records one by one and report the refused
-    ones by line number. A ledger that cannot be written at all (LedgerUnavailable) still stops
+    """Write a batch in one transaction; if the engine refuses it, write its records one by one
+    and report the refused ones by line number. A ledger that cannot be written at all (LedgerUnavailable) still stops
     the ingest."""
     try:
-        result.landed += ledger.finish_runs([record for _, record in batch])
+        result.add(ledger.finish_runs([record for _, record in batch]))
         return
     except LedgerUnavailable:
         raise
@@ -54,7 +58,7 @@ def _land(ledger: Ledger, batch: list[tuple[int, RunRecord]], result: IngestResu
         pass
     for number, record in batch:
         try:
-            result.landed += ledger.finish_runs([record])
+            result.add(ledger.finish_runs([record]))
         except LedgerUnavailable:
             raise
         except Exception as exc:  # noqa: BLE001 - whatever the engine or driver says, it is this line's

@@ -12,7 +12,7 @@ import functools
 import os
 from datetime import UTC, datetime, timedelta
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, bindparam, delete, select, update
 from sqlalchemy.exc import DBAPIError
@@ -42,6 +42,11 @@ DELETE_CALLS = delete(CALLS).where(CALLS.c.run_id.in_(_IDS))
 SELECT_STARTS = select(RUNS.c.started_at).where(RUNS.c.id.in_(_IDS))
 INSERT_NODES = NODES.insert()
 INSERT_CALLS = CALLS.insert()
+
+
+class Stored(NamedTuple):
+    runs: int  # written
+    new: int  # of them, runs the ledger did not hold before
 
 
 class Ledger:
@@ -116,15 +121,16 @@ class Ledger:
         """
         self.finish_runs([record])
 
-    def finish_runs(self, records: Iterable[RunRecord]) -> int:
-        """`finish_run` for many records in one transaction (ingest uses it). Returns the count.
+    def finish_runs(self, records: Iterable[RunRecord]) -> Stored:
+        """`finish_run` for many records in one transaction (ingest uses it). Returns how many
+        runs were written, and how many of them the ledger did not hold before.
 
         Rows go in with one executemany per table, after the children any earlier write of the
         same runs left (a journalled run, a record ingested twice).
         """
         records = list({record.run_id: record for record in records}.values())
         if not records:
-            return 0
+            return Stored(0, 0)
         with self.writing() as conn:
             ids = [record.run_id for record in records]
             # A run stored before may have started on another day: both days change.
@@ -139,7 +145,7 @@ class Ledger:
                 conn.execute(INSERT_NODES, nodes)
             if calls:
                 conn.execute(INSERT_CALLS, calls)
-        return len(records)
+        return Stored(len(records), len(records) - len(earlier))
 
     def journal(self, record: RunRecord, nodes_written: int, calls_written: int) -> tuple[int, int]:
         """Append the nodes and calls a running run finished since the last journal write and
