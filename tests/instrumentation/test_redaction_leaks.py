@@ -194,7 +194,7 @@ def test_keys_that_only_look_alike_are_kept(key):
     'password authentication failed for user "alice"',
     "http://localhost:3000/@vite/client and https://registry.npmjs.org/@scope/pkg",
     "author: Jane Doe; authority=national; tokens: 1200; max_tokens=512",
-    "success · 0.12s · 2 nodes · 5 in / 3 out tokens · $0.000100 · run 1a2b3c4d",
+    "success · 120ms · 2 nodes · 5 in / 3 out tokens · $0.0001 · run 1a2b3c4d",
     "postgresql://alice:***@db.example/ledger",
 ])
 def test_ordinary_text_is_not_mangled(text):

@@ -156,9 +156,9 @@ def test_a_well_formed_crafted_trace_shows_every_line(cli, tmp_path):
     assert out.splitlines() == [
         "trace of wf · run abcdef12 · started 2026-01-01T00:00:00+00:00",
         "     0.0ms ✓ fetch (echo) 1.5ms · -> default",
-        "            llm m: 1 in / 2 out, $0.500000",
+        "            llm m: 1 in / 2 out, $0.5000",
         "            changed: +a ~c -b",
-        "success · 3.0ms · 1 nodes · 1 in / 2 out tokens · $0.500000",
+        "success · 3.0ms · 1 nodes · 1 in / 2 out tokens · $0.5000",
     ]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from decimal import Decimal
 from typing import Any
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
@@ -26,12 +27,29 @@ def warning_line(text: Any) -> str:
 
 
 def money(value: Any, lower_bound: bool = False) -> str:
-    """Dollars for people. None is a cost nobody could price ("unpriced", never $0); a total
-    that leaves unpriced calls out is a lower bound ("≥ $1.20")."""
+    """Dollars for people, one rule in every command: cents from $1, four places below it, and
+    two significant digits below $0.0001 (a cheap call is $0.000032, not $0.0000). None is a cost
+    nobody could price ("unpriced", never $0); a total that leaves unpriced calls out is a lower
+    bound ("≥ $1.20"). JSON and CSV carry the exact amount instead."""
     if value is None:
         return "unpriced"
-    text = f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
+    if value >= 1:
+        text = f"${value:,.2f}"
+    elif value == 0 or value >= Decimal("0.0001"):
+        text = f"${value:.4f}"
+    else:
+        places = 1 - Decimal(value).adjusted()  # two significant digits
+        text = f"${value:.{places}f}"
     return f"≥ {text}" if lower_bound else text
+
+
+def duration(ms: Any) -> str:
+    """Milliseconds for people, one rule in every command: 3.2ms, 480ms, 1.32s."""
+    if ms is None:
+        return "-"
+    if ms >= 1000:
+        return f"{ms / 1000:.2f}s"
+    return f"{ms:.1f}ms" if ms < 10 else f"{ms:.0f}ms"
 
 
 def to_json(data: Any) -> str:

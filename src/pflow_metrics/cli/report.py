@@ -9,7 +9,7 @@ import typer
 from pflow_metrics.cli.options import open_existing_ledger
 from pflow_metrics.cli.query_options import (Format, Model, Since, Status, Tag, Until, Workflow,
                                              build_filters, check_format)
-from pflow_metrics.cli.render import NO_RUNS, bar_chart, clean, money, table, to_json
+from pflow_metrics.cli.render import NO_RUNS, bar_chart, clean, duration, money, table, to_json
 from pflow_metrics.errors import UsageError
 
 
@@ -39,7 +39,7 @@ def report(ctx: typer.Context, since: Since = "7d", until: Until = None, workflo
         ["cost per run", money(data.cost_per_run, data.cost_is_lower_bound)],
         ["LLM calls", data.llm_calls],
         *([f"{kind.replace('_', ' ')}", f"{count:,}"] for kind, count in data.tokens.items()),
-        ["duration p50 / p95", f"{_ms(data.duration_p50_ms)} / {_ms(data.duration_p95_ms)}"],
+        ["duration p50 / p95", f"{duration(data.duration_p50_ms)} / {duration(data.duration_p95_ms)}"],
     ]
     sections = [table(summary, ["", "this window"], fmt)]
     if data.top_workflows:
@@ -50,7 +50,7 @@ def report(ctx: typer.Context, since: Since = "7d", until: Until = None, workflo
         sections.append(table([[clean(r.workflow), clean(r.node_id), money(r.cost_usd, r.cost_is_lower_bound)]
                                for r in data.expensive_nodes], ["workflow", "most expensive node", "cost"], fmt))
     if data.slowest_nodes:
-        sections.append(table([[clean(r.workflow), clean(r.node_id), _ms(r.p95_ms), r.executions]
+        sections.append(table([[clean(r.workflow), clean(r.node_id), duration(r.p95_ms), r.executions]
                                for r in data.slowest_nodes], ["workflow", "slowest node", "p95", "runs"], fmt))
     if data.cost_per_day and fmt in ("table", "markdown"):
         chart = bar_chart([(r.day, r.cost_usd) for r in data.cost_per_day])
@@ -59,10 +59,6 @@ def report(ctx: typer.Context, since: Since = "7d", until: Until = None, workflo
         sections.append("warning: unpriced models (their cost is not in the totals): "
                         + ", ".join(clean(m) for m in data.unpriced_models))
     typer.echo("\n\n".join(sections))
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value / 1000:.2f}s" if value >= 1000 else f"{value:.0f}ms"
 
 
 def _delta(now: Any, before: Any) -> str:

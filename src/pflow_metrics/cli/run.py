@@ -19,9 +19,9 @@ from typing import Any
 
 import typer
 
-from pflow_metrics import money
+from pflow_metrics.money import dumps
 from pflow_metrics.cli.options import state
-from pflow_metrics.cli.render import one_line, warning_line
+from pflow_metrics.cli.render import duration, money, one_line, warning_line
 from pflow_metrics.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
 from pflow_metrics.redaction import redact_text
 
@@ -151,7 +151,7 @@ def _report(outcome: Any, output_format: OutputFormat, caught: list[warnings.War
     if outcome.saved_workflow:
         typer.echo(f"planned workflow saved to {outcome.saved_workflow}", err=True)
     if output_format is OutputFormat.json:
-        typer.echo(money.dumps(json_result(outcome), fallback=str, allow_nan=True))
+        typer.echo(dumps(json_result(outcome), fallback=str, allow_nan=True))
         return
     for name, value in outcome.outputs.items():
         text = value.rstrip("\n") if isinstance(value, str) else json.dumps(value, default=str)
@@ -198,7 +198,7 @@ def summary_line(result: Any) -> str:
     total = summary.get("metrics", {}).get("total", {})
     parts = [
         result.status,
-        f"{(summary.get('duration_ms') or 0) / 1000:.2f}s",
+        duration(summary.get("duration_ms") or 0),
         f"{total.get('nodes_executed', 0)} nodes",
         f"{total.get('input_tokens', 0)} in / {total.get('output_tokens', 0)} out tokens",
         _cost_text(total),
@@ -212,8 +212,8 @@ def _cost_text(total: dict[str, Any]) -> str:
     unpriced = total.get("unpriced_models")
     if unpriced:
         partial = total.get("partial_cost_usd") or 0
-        return f"≥ ${partial:.6f} ({', '.join(unpriced)} unpriced)"
-    return f"${total.get('cost_usd') or 0:.6f}"
+        return f"{money(partial, lower_bound=True)} ({', '.join(unpriced)} unpriced)"
+    return money(total.get("cost_usd") or 0)
 
 
 def _error_text(error: BaseException) -> str:

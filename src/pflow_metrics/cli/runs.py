@@ -7,7 +7,7 @@ import typer
 from pflow_metrics.cli.options import open_existing_ledger
 from pflow_metrics.cli.query_options import (Format, Model, Since, Status, Tag, Until, Utc, Workflow,
                                              build_filters, check_format, show_time)
-from pflow_metrics.cli.render import NO_RUNS, clean, money, table, to_json
+from pflow_metrics.cli.render import NO_RUNS, clean, duration, money, table, to_json
 from pflow_metrics.errors import UsageError
 
 app = typer.Typer(help="List recorded runs and show one in detail.", no_args_is_help=True)
@@ -32,7 +32,7 @@ def runs_list(ctx: typer.Context, since: Since = "7d", until: Until = None, work
         return
     typer.echo(table(
         [[row["id"][:8], clean(row["workflow"], 40), row["status"], show_time(row["started_at"], utc),
-          "-" if row["duration_ms"] is None else f"{row['duration_ms'] / 1000:.2f}s",
+          duration(row["duration_ms"]),
           money(row["cost_usd"], bool(row["unpriced_calls"]))
           + (f" ({row['unpriced_calls']} unpriced)" if row["unpriced_calls"] else "")] for row in rows],
         ["run", "workflow", "status", "started", "duration", "cost"], fmt))
@@ -52,7 +52,7 @@ def runs_show(ctx: typer.Context, run_id: str = typer.Argument(..., help="A run 
         return
     head = [["run", record.run_id], ["workflow", clean(record.workflow)], ["status", record.status],
             ["started", show_time(record.started_at, utc)],
-            ["duration", "-" if record.duration_ms is None else f"{record.duration_ms / 1000:.3f}s"],
+            ["duration", duration(record.duration_ms)],
             ["cost", money(record.priced_cost_usd, bool(record.unpriced_calls))
              + (f" ({record.unpriced_calls} unpriced calls)" if record.unpriced_calls else "")],
             ["tokens", ", ".join(f"{k} {v:,}" for k, v in record.tokens.to_dict().items())]]
@@ -61,7 +61,7 @@ def runs_show(ctx: typer.Context, run_id: str = typer.Argument(..., help="A run 
     sections = [table(head, ["", ""], fmt)]
     if record.nodes:
         sections.append(table([[f"+{n.start_offset_ms:.0f}ms", clean(n.node_id), n.node_type, n.phase,
-                                f"{n.duration_ms:.1f}ms", n.status, n.attempts, clean(n.action or "")]
+                                duration(n.duration_ms), n.status, n.attempts, clean(n.action or "")]
                                for n in record.nodes],
                               ["at", "node", "type", "phase", "duration", "status", "attempts", "action"], fmt))
     if record.llm_calls:

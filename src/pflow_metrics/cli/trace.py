@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from pflow_metrics.cli.render import duration, money
 from pflow_metrics.config import PRIVATE_FILE_MODE
 from pflow_metrics.errors import UsageError
 from pflow_metrics.instrumentation.trace import read_trace
@@ -83,7 +84,7 @@ def _node_lines(event: dict[str, Any]) -> list[str]:
         cost = _number(call.get("cost_usd"))
         lines.append(f"{'':>12}llm {_text(call.get('model'))}: {_count_text(call.get('input_tokens'))} in / "
                      f"{_count_text(call.get('output_tokens'))} out, "
-                     + (f"${cost:.6f}" if cost is not None else "unpriced"))
+                     + money(cost))
     changes = event.get("changes") if isinstance(event.get("changes"), dict) else {}
     changed = [f"{mark}{_text(key)}" for mark, part in (("+", "added"), ("~", "modified"), ("-", "removed"))
                for key in _keys(changes.get(part)) if not _internal(key)]
@@ -99,11 +100,11 @@ def _summary_line(event: dict[str, Any]) -> str:
     total = metrics.get("total") if isinstance(metrics.get("total"), dict) else {}
     cost = _number(total.get("cost_usd"))
     if cost is not None:
-        cost_text = f"${cost:.6f}"
+        cost_text = money(cost)
     else:
         partial = _number(total.get("partial_cost_usd")) or 0.0
         unpriced = ", ".join(_text(model) for model in _list(total.get("unpriced_models")))
-        cost_text = f"≥ ${partial:.6f} (unpriced: {unpriced})"
+        cost_text = f"{money(partial, lower_bound=True)} (unpriced: {unpriced})"
     return (f"{_text(event.get('status'))} · {_ms(event.get('duration_ms'))} · "
             f"{_count_text(total.get('nodes_executed'), 0)} nodes · {_count_text(total.get('input_tokens'), 0)} in / "
             f"{_count_text(total.get('output_tokens'), 0)} out tokens · {cost_text}"
@@ -156,4 +157,4 @@ def _internal(key: str) -> bool:
 
 def _ms(value: Any) -> str:
     number = _number(value)
-    return f"{number:.1f}ms" if number is not None else "?"
+    return duration(number) if number is not None else "?"
