@@ -135,3 +135,15 @@ def test_token_counts_past_32_bits_land_on_both_engines(ledger_url):
     store(ledger_url, record)
     with Ledger.open(ledger_url) as ledger:
         assert ledger.get_run(record.run_id).tokens.input == 2_400_000_000
+
+
+def test_budget_csv_is_a_table_with_plain_numbers(cli, ledger_url):
+    import csv
+    import io
+
+    store(ledger_url, *dimes(3), make_run("costly", calls=[{"cost_usd": "0.25"}]))
+    code, out, _ = cli("--db", ledger_url, "budget", "--max-usd", "0.2", "--per-run", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 1 and rows[0]["status"] == "over" and rows[0]["spend_usd"] == "0.55"
+    assert rows[0]["limit_usd"] == "0.2" and rows[0]["ratio"] == "1.25" and rows[0]["runs"] == "4"
+    assert [(row["over_workflow"], row["over_cost_usd"]) for row in rows[1:]] == [("costly", "0.25")]

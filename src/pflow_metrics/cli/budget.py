@@ -11,7 +11,7 @@ from pflow_metrics.cli.options import open_existing_ledger
 from pflow_metrics.cli.query_options import Format, Since, Tag, Until, Workflow, build_filters, check_format
 from pflow_metrics.cli.render import clean, money, one_line, table, to_json
 from pflow_metrics.errors import EXIT_FAILURE, UsageError
-from pflow_metrics.money import usd
+from pflow_metrics.money import plain, usd
 from pflow_metrics.timewindow import describe_window
 
 
@@ -63,6 +63,13 @@ def budget(ctx: typer.Context,
         typer.echo(to_json({"spend_usd": check.spend_usd, "limit_usd": limit, "ratio": check.ratio,
                             "status": check.status, "unpriced_calls": check.unpriced_calls,
                             "offenders": check.offenders}))
+    elif fmt == "csv":  # one tidy table: the verdict, then one row per run over the limit
+        rows = [[check.status, plain(check.spend_usd), plain(limit), "" if check.ratio is None else plain(check.ratio),
+                 check.unpriced_calls, check.runs, "", "", ""]]
+        rows += [[check.status, plain(check.spend_usd), plain(limit), "", "", "", r["run_id"], r["workflow"],
+                  plain(r["cost_usd"])] for r in check.offenders]
+        typer.echo(table(rows, ["status", "spend_usd", "limit_usd", "ratio", "unpriced_calls", "runs",
+                                "over_run_id", "over_workflow", "over_cost_usd"], "csv"))
     elif fmt == "markdown":
         mark = {"ok": "✅", "warn": "⚠️", "over": "❌", "unpriced": "❌"}[check.status]
         lines = [f"### {mark} LLM budget", "", verdict]
