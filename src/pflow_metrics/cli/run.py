@@ -19,11 +19,10 @@ from typing import Any
 
 import typer
 
-from pflow_metrics.money import dumps
 from pflow_metrics.cli.options import state
 from pflow_metrics.cli.render import duration, money, one_line, warning_line
 from pflow_metrics.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
-from pflow_metrics.redaction import redact_text
+from pflow_metrics.money import dumps
 
 
 class OutputFormat(str, Enum):
@@ -158,7 +157,7 @@ def _report(outcome: Any, output_format: OutputFormat, caught: list[warnings.War
         typer.echo(f"{name}: {text}")
     if outcome.error is not None:
         where = f"node '{outcome.failed_node}' failed: " if outcome.failed_node else ""
-        typer.echo(redact_text(f"pflow-metrics: error: {where}{_error_text(outcome.error)}"), err=True)
+        typer.echo(f"pflow-metrics: error: {where}{_error_text(outcome.error)}", err=True)
     typer.echo(redact_text(summary_line(result)))
     if result.trace_path:
         typer.echo(f"trace: {result.trace_path}")
@@ -214,6 +213,13 @@ def _cost_text(total: dict[str, Any]) -> str:
         partial = total.get("partial_cost_usd") or 0
         return f"{money(partial, lower_bound=True)} ({', '.join(unpriced)} unpriced)"
     return money(total.get("cost_usd") or 0)
+
+
+def redact_text(text: str) -> str:
+    """The redactor, imported when a run prints: other commands do not pay for its patterns."""
+    from pflow_metrics.redaction import redact_text as redact
+
+    return redact(text)
 
 
 def _error_text(error: BaseException) -> str:

@@ -14,7 +14,6 @@ import typer
 from pflow_metrics.cli.render import duration, money
 from pflow_metrics.config import PRIVATE_FILE_MODE
 from pflow_metrics.errors import UsageError
-from pflow_metrics.instrumentation.trace import read_trace
 
 app = typer.Typer(help="Read workflow traces (written by `run --trace`).", no_args_is_help=True)
 
@@ -22,6 +21,8 @@ app = typer.Typer(help="Read workflow traces (written by `run --trace`).", no_ar
 @app.command("show")
 def show(file: Path = typer.Argument(..., metavar="FILE", help="A workflow-trace-*.jsonl file.")) -> None:
     """Print the header, one line per node (with its LLM calls and changed keys), and the summary."""
+    from pflow_metrics.instrumentation.trace import read_trace  # with the redactor: only when asked
+
     for line in timeline(read_trace(file)):
         typer.echo(line)
 
@@ -32,11 +33,12 @@ def export(
     out: Path = typer.Option(None, "-o", "--output", metavar="OUT", help="Write here instead of stdout."),
 ) -> None:
     """Write the trace as pflow's trace document (JSON), for tools that read pflow traces."""
-    from pflow_metrics import money
+    from pflow_metrics.instrumentation.trace import read_trace
     from pflow_metrics.instrumentation.trace_export import export_trace
+    from pflow_metrics.money import dumps
 
     # ASCII, as pflow writes it: a value may hold a lone surrogate, which no UTF-8 file can.
-    text = money.dumps(export_trace(read_trace(file)), indent=2, fallback=str, allow_nan=True) + "\n"
+    text = dumps(export_trace(read_trace(file)), indent=2, fallback=str, allow_nan=True) + "\n"
     if out is None:
         typer.echo(text, nl=False)
         return
