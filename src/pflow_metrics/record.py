@@ -382,21 +382,21 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> RunRecord:
-        """The record in one line of JSON; decimals are read exactly. A line that is not JSON
-        raises RecordError; so does one nested too deeply to read."""
+        """The record in one line of JSON (spool files, ingest lines); decimals are read exactly.
+        Text that is not JSON, or JSON this reader cannot take, raises RecordError."""
         try:
             data = json.loads(text, parse_float=Decimal)
         except json.JSONDecodeError as exc:
-            raise RecordError(f"not JSON: {exc.msg} (column {exc.colno})") from None
+            raise RecordError(f"not JSON: {exc.msg}") from None
         except RecursionError:
-            raise RecordError("not readable: nested too deeply") from None
-        except ValueError as exc:  # a number of more than 4,300 digits, bad UTF-8
-            raise RecordError(f"not readable: {str(exc).splitlines()[0][:80]}") from None
+            raise RecordError("not JSON this reader takes: nested too deeply") from None
+        except (ValueError, ArithmeticError):  # an integer past 4,300 digits, an exponent past Decimal's
+            raise RecordError("not JSON this reader takes: a number out of range") from None
         return cls.from_dict(data)
 
 
-# What a run's JSON holds beyond its fields: (the field it follows, "" for first; key; its value,
-# an expression on `self`). The totals are derived from the calls, never stored.
+# What a run's JSON holds beyond its fields: (the field it follows, "" for first; key; a function
+# of the record giving its value). The totals are derived from the calls, never stored.
 RUN_DERIVED_JSON = (
     ("", "schema", lambda record: SCHEMA_VERSION),
     ("workflow_duration_ms", "cost_usd", lambda record: record.cost_usd),

@@ -9,10 +9,8 @@ all (LedgerUnavailable) stops the ingest.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from pflow_metrics.errors import LedgerUnavailable, RecordError
 from pflow_metrics.ledger.rollups import refresh
@@ -82,17 +80,7 @@ def read_line(number: int, line: str | bytes) -> RunRecord | None:
     if not line.strip():
         return None
     try:
-        data = json.loads(line, parse_float=Decimal)  # money stays exact
-    except json.JSONDecodeError as exc:
-        raise LineProblem(f"not JSON: {exc.msg}") from None
-    except RecursionError:
-        raise LineProblem("not JSON this reader takes: nested too deeply") from None
-    except (ValueError, ArithmeticError):  # an integer past 4,300 digits, an exponent past Decimal's
-        raise LineProblem("not JSON this reader takes: a number out of range") from None
-    except Exception as exc:  # noqa: BLE001 - still this line's problem
-        raise LineProblem(f"not JSON this reader takes: {type(exc).__name__}: {_message(exc)}") from None
-    try:
-        record = RunRecord.from_dict(data)
+        record = RunRecord.from_json(line)
         price_missing_costs(record)
     except RecordError as exc:
         raise LineProblem(_message(exc)) from None
