@@ -227,6 +227,7 @@ DURATION = Number(MAX_DURATION_MS)
 RATE = Number(MAX_RATE_USD)
 TIME = Time()
 STRING_MAP = StringMap()
+CALL_COST = Money(MAX_CALL_USD)
 
 
 def _field(check: Check, *, required: bool | None = None, column: str | None = ...,
@@ -299,7 +300,7 @@ class LLMCallRecord:
     cache_read_tokens: int = _field(TOKEN_COUNT, default=0)
     thinking_tokens: int = _field(TOKEN_COUNT, default=0)
     # Exact USD; None: nobody could price this model.
-    cost_usd: Decimal | None = _field(Money(MAX_CALL_USD), column="cost_nanousd", default=None)
+    cost_usd: Decimal | None = _field(CALL_COST, column="cost_nanousd", default=None)
     # Per-million rates used: input, output, cache_read, cache_creation.
     rates: dict[str, float] | None = _field(Rates(), columns={key: f"{key}_rate" for key in RATE_KEYS},
                                             default=None)

@@ -8,11 +8,10 @@ output = all output, thinking = the part of output spent reasoning.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
-from pflow_metrics.money import MAX_CALL_USD, usd
-from pflow_metrics.record import MAX_CALL_TOKENS, MAX_DURATION_MS, LLMCallRecord
+from pflow_metrics.errors import RecordError
+from pflow_metrics.record import CALL_COST, MAX_CALL_TOKENS, MAX_DURATION_MS, LLMCallRecord
 
 
 class RejectedUsage(ValueError):
@@ -79,9 +78,10 @@ def call_from_usage(entry: Any, node_id: str, phase: str) -> LLMCallRecord:
 
     cost = entry.get("cost_usd")
     if cost is not None:
-        if isinstance(cost, bool) or not isinstance(cost, (int, float, Decimal)) or cost != cost \
-                or not 0 <= cost <= MAX_CALL_USD:
-            raise RejectedUsage(f"cost_usd is not a number from 0 to {MAX_CALL_USD:,}: {cost if not isinstance(cost, int) or cost.bit_length() < 64 else 'huge'!s:.60}")
+        try:  # the record's own check: the same limits and the same exact rounding
+            cost = CALL_COST.load(cost, "cost_usd")
+        except RecordError as problem:
+            raise RejectedUsage(str(problem)) from None
     duration = entry.get("duration_ms")
     if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 <= duration <= MAX_DURATION_MS:
         duration = None
@@ -96,7 +96,7 @@ def call_from_usage(entry: Any, node_id: str, phase: str) -> LLMCallRecord:
         cache_creation_tokens=cache_creation,
         cache_read_tokens=cache_read,
         thinking_tokens=min(thinking, output_tokens) if output_tokens else thinking,
-        cost_usd=None if cost is None else usd(cost),
+        cost_usd=cost,
         price_source="provider" if cost is not None else None,
         duration_ms=None if duration is None else float(duration),
     )
