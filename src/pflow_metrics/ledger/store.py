@@ -175,10 +175,7 @@ class Ledger:
 
             crash_after = configured_crash_after()
         here = host_name()
-        try:
-            stale = utcnow() - crash_after
-        except OverflowError:  # longer than the calendar: no heartbeat is that old
-            stale = None
+        stale = utcnow() - crash_after  # config.crash_after() is at most a year
         with self.reading() as conn:
             running = conn.execute(
                 select(RUNS.c.id, RUNS.c.host, RUNS.c.pid, RUNS.c.heartbeat_at, RUNS.c.started_at)
@@ -186,7 +183,7 @@ class Ledger:
             ).all()
         dead = [
             run for run in running
-            if (stale is not None and (run.heartbeat_at or run.started_at) < stale)
+            if (run.heartbeat_at or run.started_at) < stale
             or (run.host == here and run.pid is not None and not _pid_alive(run.pid, run.started_at))
         ]
         if dead:
