@@ -35,9 +35,10 @@ def usd(value: Any) -> Decimal:
     if not exact.is_finite():
         raise ValueError(f"not a finite amount of money: {value!r:.60}")
     try:
-        return exact.quantize(NANO, rounding=ROUND_HALF_EVEN)
+        amount = exact.quantize(NANO, rounding=ROUND_HALF_EVEN)
     except InvalidOperation:  # more digits than Decimal's 28
         raise ValueError("amount of money too large") from None
+    return amount.copy_abs() if amount.is_zero() else amount  # -0 is 0: never "$-0.0000"
 
 
 def to_nanos(amount: Decimal | None) -> int | None:

@@ -147,3 +147,9 @@ def test_budget_csv_is_a_table_with_plain_numbers(cli, ledger_url):
     assert code == 1 and rows[0]["status"] == "over" and rows[0]["spend_usd"] == "0.55"
     assert rows[0]["limit_usd"] == "0.2" and rows[0]["ratio"] == "1.25" and rows[0]["runs"] == "4"
     assert [(row["over_workflow"], row["over_cost_usd"]) for row in rows[1:]] == [("costly", "0.25")]
+
+
+@pytest.mark.parametrize("zero", ["-0", "-0.0", "-0.0000000001"])
+def test_a_negative_zero_limit_is_zero(cli, tmp_path, zero):
+    code, out, _ = cli("--db", tmp_path / "l.db", "budget", "--max-usd", zero)
+    assert code == 0 and "$0.0000 of $0.0000" in out and "-" not in out.split(" in the")[0]
