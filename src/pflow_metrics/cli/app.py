@@ -14,6 +14,8 @@ import typer
 from pflow_metrics.cli import budget as budget_commands
 from pflow_metrics.cli import db as db_commands
 from pflow_metrics.cli import export as export_commands
+from pflow_metrics.cli import ingest as ingest_commands
+from pflow_metrics.cli import prune as prune_commands
 from pflow_metrics.cli import pricing as pricing_commands
 from pflow_metrics.cli import report as report_commands
 from pflow_metrics.cli import runs as runs_commands
@@ -50,8 +52,8 @@ app.command("cost")(report_commands.cost)
 app.command("budget")(budget_commands.budget)
 app.add_typer(runs_commands.app, name="runs")
 app.command("export")(export_commands.export)
-app.command("ingest")(export_commands.ingest)
-app.command("prune")(export_commands.prune)
+app.command("ingest")(ingest_commands.ingest)
+app.command("prune")(prune_commands.prune)
 app.command("run")(run_command)
 app.add_typer(trace_commands.app, name="trace")
 app.add_typer(pricing_commands.app, name="pricing")
