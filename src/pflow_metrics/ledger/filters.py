@@ -20,6 +20,9 @@ from pflow_metrics.errors import UsageError
 from pflow_metrics.ledger.store import CALLS, RUNS
 
 MAX_PATTERN = 1_000  # characters in one --workflow pattern
+# The CI context's commit and branch match --tag like tags: `--tag git_sha=abc` finds a run
+# whose CI context recorded commit abc (or that carries a tag of that name).
+CI_TAGS = {"git_sha": "ci_git_sha", "git_branch": "ci_git_branch"}
 
 
 @dataclass
@@ -80,7 +83,9 @@ def run_conditions(filters: Filters) -> list:
     if filters.status:
         conditions.append(RUNS.c.status == filters.status)
     for key, value in filters.tags.items():
-        conditions.append(json_text(RUNS.c.tags, literal(key, String)) == value)
+        tag = json_text(RUNS.c.tags, literal(key, String)) == value
+        ci_column = CI_TAGS.get(key)
+        conditions.append(or_(tag, RUNS.c[ci_column] == value) if ci_column else tag)
     if filters.model:
         conditions.append(exists().where(CALLS.c.run_id == RUNS.c.id, CALLS.c.model == filters.model))
     return conditions

@@ -323,3 +323,33 @@ def prune(ledger: Ledger, older_than: timedelta, dry_run: bool = False) -> int:
     if count and not dry_run:
         ledger.delete_runs_started_before(cutoff)
     return count
+
+
+def run_values(ledger: Ledger, filters: Filters) -> list[dict[str, Any]]:
+    """One dict per matching run, oldest first: run_id, workflow, status, started_at,
+    duration_ms, llm_calls, tokens (every kind summed), cost_usd (what its priced calls cost,
+    exact), unpriced_calls and tags. With --model, the call figures are that model's calls."""
+    def of_run(value):
+        return select(value).where(CALLS.c.run_id == RUNS.c.id,
+                                   *([CALLS.c.model == filters.model] if filters.model else [])).scalar_subquery()
+
+    tokens = sum(CALLS.c[name] for name in TOKEN_COLUMNS)
+    with ledger.reading() as conn:
+        rows = [dict(row._mapping) for row in conn.execute(
+            select(RUNS.c.id.label("run_id"), RUNS.c.workflow, RUNS.c.status, RUNS.c.started_at, RUNS.c.duration_ms,
+                   of_run(func.count(CALLS.c.id)).label("llm_calls"),
+                   of_run(func.coalesce(func.sum(tokens), 0)).label("tokens"),
+                   of_run(func.coalesce(func.sum(CALLS.c.cost_nanousd), 0)).label("cost_nanousd"),
+                   of_run(func.count(CALLS.c.id) - func.count(CALLS.c.cost_nanousd)).label("unpriced_calls"),
+                   RUNS.c.tags)
+            .where(*run_conditions(filters)).order_by(RUNS.c.started_at, RUNS.c.id))]
+    for row in rows:
+        row["cost_usd"] = from_nanos(row.pop("cost_nanousd"))
+        row["tags"] = dict(row["tags"] or {})
+        for name in ("llm_calls", "tokens", "unpriced_calls"):
+            row[name] = int(row[name])
+    return [{key: row[key] for key in RUN_VALUES} for row in rows]
+
+
+RUN_VALUES = ("run_id", "workflow", "status", "started_at", "duration_ms", "llm_calls", "tokens", "cost_usd",
+              "unpriced_calls", "tags")
