@@ -286,6 +286,70 @@ def report(ledger: Ledger, filters: Filters) -> Report:
     )
 
 
+@dataclass(frozen=True)
+class _DayModel(_Fields):
+    day: str  # YYYY-MM-DD, UTC
+    model: str
+
+
+@dataclass(frozen=True)
+class DayModelCost(Totals, _DayModel):
+    """What one model's calls in the runs started on a UTC day cost."""
+
+
+@dataclass(frozen=True)
+class DayRuns(_Fields):
+    """The runs started on a UTC day, by status."""
+
+    day: str
+    runs: int
+    statuses: dict[str, int]
+
+
+@dataclass(frozen=True)
+class WorkflowDurations(_Fields):
+    """A workflow's run durations in the window (within sketch.ACCURACY)."""
+
+    workflow: str
+    runs: int
+    p50_ms: float | None
+    p95_ms: float | None
+
+
+@dataclass(frozen=True)
+class ReportBreakdown(_Fields):
+    """What the HTML report draws beyond the Report: each day's cost by model and runs by
+    status (oldest first), and every workflow's durations (slowest p95 first)."""
+
+    cost_per_day_by_model: list[DayModelCost]
+    runs_per_day: list[DayRuns]
+    workflow_durations: list[WorkflowDurations]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def report_breakdown(ledger: Ledger, filters: Filters) -> ReportBreakdown:
+    """The same window as `report`, broken down per day and model, day and status, and workflow."""
+    daily = window_rows(ledger, filters, ("runs", "calls"), by_day=True)
+    by_model = [DayModelCost(day=row["period"], model=row["model"], **_numbers(row))
+                for row in sorted(group(daily.calls, ("period", "model"), TOTALS),
+                                  key=lambda row: (row["period"], row["model"]))]
+    per_day: dict[str, dict[str, int]] = {}
+    for row in group(daily.runs, ("period", "status"), ("runs",)):
+        per_day.setdefault(row["period"], {})[row["status"]] = row["runs"]
+    durations = [WorkflowDurations(workflow=row["workflow"], runs=row["runs"], p50_ms=row["durations"].quantile(0.5),
+                                   p95_ms=row["durations"].quantile(0.95))
+                 for row in group(window_rows(ledger, filters, ("runs",)).runs, ("workflow",), ("runs",),
+                                  ("durations",))]
+    return ReportBreakdown(
+        cost_per_day_by_model=by_model,
+        runs_per_day=[DayRuns(day=day, runs=sum(statuses.values()), statuses=dict(sorted(statuses.items())))
+                      for day, statuses in sorted(per_day.items())],
+        workflow_durations=sorted(durations, key=lambda row: (-(row.p95_ms or 0), row.workflow)),
+    )
+
+
 def spend(ledger: Ledger, filters: Filters) -> dict[str, Any]:
     """Priced spend (exact) and unpriced call count in the window, and each run's own."""
     def of_run(*conditions):
