@@ -169,17 +169,17 @@ CHART_MARKS = """() => [...document.querySelectorAll('figure.chart')].map(figure
 }))"""
 
 
-def look(page_file: Path, screenshot: Path, dark: bool = False, width: int = 1280) -> Look:
-    """Open the page in headless Chromium (Debian's, no browser download), take a full-page
-    screenshot, and say what went wrong: console errors, requests that failed, dialogs
-    (a script that ran), chart areas with nothing drawn."""
+def look(page_file: Path, screenshot: Path, dark: bool = False, width: int = 1280, height: int | None = None) -> Look:
+    """Open the page in headless Chromium (Debian's, no browser download), take a screenshot
+    (of the whole page, or of its first `height` pixels), and say what went wrong: console
+    errors, requests that failed, dialogs (a script that ran), chart areas with nothing drawn."""
     from playwright.sync_api import sync_playwright
 
     seen = Look()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM)
         try:
-            page = browser.new_page(viewport={"width": width, "height": 900},
+            page = browser.new_page(viewport={"width": width, "height": height or 900},
                                     color_scheme="dark" if dark else "light")
             page.on("console", lambda message: seen.console_errors.append(message.text)
                     if message.type == "error" else None)
@@ -195,7 +195,7 @@ def look(page_file: Path, screenshot: Path, dark: bool = False, width: int = 128
             seen.text = page.inner_text("body")
             seen.colours = tuple(page.evaluate(
                 "() => { const style = getComputedStyle(document.body); return [style.color, style.backgroundColor]; }"))
-            page.screenshot(path=str(screenshot), full_page=True)
+            page.screenshot(path=str(screenshot), full_page=height is None)
         finally:
             browser.close()
     return seen

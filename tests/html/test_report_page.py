@@ -97,7 +97,7 @@ def test_every_figure_in_the_page_equals_report_json_for_the_same_window(cli, mo
     # The headline shows those figures, money through the one money rule.
     shown = [money(figures["cost_usd"], figures["cost_is_lower_bound"]), f"{figures['runs']:,}",
              money(figures["cost_per_run"], figures["cost_is_lower_bound"]), f"{figures['llm_calls']:,}",
-             f"{duration(figures['duration_p50_ms'])} / {duration(figures['duration_p95_ms'])}",
+             duration(figures["duration_p50_ms"]), duration(figures["duration_p95_ms"]),
              f"{figures['success_rate']:.1%}"]
     for text in shown:
         assert f'<div class="value">{text}</div>' in page, text
@@ -214,3 +214,44 @@ def test_text_commands_import_nothing_of_the_html_extra(tmp_path, command):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PFLOW_HOME": str(tmp_path)})
     assert "LOADED 0 []" in result.stderr, result.stderr
+
+
+def test_a_window_of_years_draws_months_not_thousands_of_days(cli, tmp_path):
+    db = tmp_path / "ledger.db"
+    with Ledger.open(str(db)) as ledger:
+        ledger.finish_runs([make_run(started_at=NOW - timedelta(days=day), status="failed" if day % 7 else "success")
+                            for day in range(0, 400, 2)])
+    page_file = tmp_path / "report.html"
+    code, _, err = cli("--db", db, "report", "--since", "500d", "--format", "html", "-o", page_file)
+    assert code == 0, err
+    page = page_file.read_text()
+    assert "Cost per month, by model" in page and "Runs and failures per month" in page
+    breakdown = embedded(page)["breakdown"]
+    assert len(breakdown["runs_per_day"]) == 200 and sum(day["runs"] for day in breakdown["runs_per_day"]) == 200
+
+
+def test_a_run_of_thousands_of_executions_and_huge_names_stays_a_bounded_page(tmp_path):
+    from pflow_metrics.html import run_page
+    from pflow_metrics.record import LLMCallRecord, NodeRecord
+
+    long_name = "n" * 100_000
+    record = make_run(long_name, nodes=0, calls=[])
+    record.nodes = [NodeRecord(f"step-{i % 7}", "Node", "workflow", 2.0, start_offset_ms=i * 2.0) for i in range(5_000)]
+    record.llm_calls = [LLMCallRecord(node_id=f"step-{i % 7}", model=long_name, input_tokens=10**10,
+                                      cost_usd=Decimal("10000"), started_at=record.started_at + timedelta(milliseconds=i))
+                        for i in range(3_000)]
+    page = run_page(record)
+    chart = page[page.index("<svg"):page.index("</svg>")]
+    assert chart.count('aria-roledescription="bar"') == 300  # the first 300 executions
+    assert "The first 300 of 5,000 executions and 1,000 of 3,000 LLM calls are drawn" in page
+    assert long_name not in page.split('id="run-data"')[0]  # shown cut, kept whole in the data
+    assert embedded(page, "run-data")["run"]["workflow"] == long_name
+
+
+def test_a_run_that_ran_no_node_says_so(tmp_path):
+    from pflow_metrics.html import run_page
+
+    record = make_run(nodes=0, calls=[], status="crashed")
+    record.duration_ms = None
+    page = run_page(record)
+    assert "No node ran in this run." in page and "<svg" not in page

@@ -29,9 +29,9 @@ def check_extra() -> None:
         raise UsageError(MISSING_EXTRA) from None
 
 
-def report_page(report: Report, filters: Filters, breakdown: ReportBreakdown | None = None) -> str:
-    """The report of a window as one HTML page. `breakdown` (queries.report_breakdown for the
-    same window) adds cost per day by model, runs per day by status and p95 by workflow."""
+def report_page(report: Report, filters: Filters, breakdown: ReportBreakdown) -> str:
+    """The report of a window as one HTML page; `breakdown` (queries.report_breakdown for the
+    same window) gives its cost per day by model, runs per day by status and p95 by workflow."""
     check_extra()
     from pflow_metrics.html.report import render
 

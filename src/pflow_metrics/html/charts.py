@@ -52,8 +52,10 @@ def _tooltip(*fields: tuple[str, str]) -> list[dict[str, str]]:
 
 
 def stacked_days(rows: list[dict[str, Any]], value: str, series: str, title: str, axis: dict[str, Any],
-                 colours: dict[str, str] | None = None, tooltip: tuple[tuple[str, str], ...] = ()) -> dict:
-    """Bars per UTC day (`day`: YYYY-MM-DD) of `value`, stacked by `series`."""
+                 unit: str = "day", colours: dict[str, str] | None = None,
+                 tooltip: tuple[tuple[str, str], ...] = ()) -> dict:
+    """Bars per UTC day (`day`: YYYY-MM-DD; the first of the month when `unit` is "month") of
+    `value`, stacked by `series`."""
     colour: dict[str, Any] = {"field": series, "type": "nominal", "title": None}
     if colours:
         colour["scale"] = {"domain": list(colours), "range": list(colours.values())}
@@ -62,8 +64,9 @@ def stacked_days(rows: list[dict[str, Any]], value: str, series: str, title: str
         "data": {"values": rows},
         "mark": {"type": "bar", "tooltip": True, "width": {"band": 0.8}},
         "encoding": {
-            "x": {"field": "day", "type": "temporal", "timeUnit": "utcyearmonthdate", "title": "day (UTC)",
-                  "axis": {"format": "%b %d", "labelAngle": -40, "labelFontSize": 11}},
+            "x": {"field": "day", "type": "temporal", "title": f"{unit} (UTC)",
+                  "timeUnit": "utcyearmonthdate" if unit == "day" else "utcyearmonth",
+                  "axis": {"format": "%b %d" if unit == "day" else "%b %Y", "labelAngle": -40, "labelFontSize": 11}},
             "y": {"field": value, "type": "quantitative", "aggregate": "sum", "title": title, "axis": axis},
             "color": colour,
             "order": {"field": series},
@@ -95,8 +98,8 @@ def ranked_bars(rows: list[dict[str, Any]], value: str, label: str, text: str, t
 
 def waterfall(spans: list[dict[str, Any]], calls: list[dict[str, Any]], rows: list[str]) -> dict:
     """A trace view: one bar per node execution on a time axis (ms since the run started),
-    coloured by how it ended, with its retries and batch items written beside it, and each LLM
-    call as a diamond at its start on its node's row."""
+    coloured by its phase or how it went (`outcome`), with its retries and batch items written
+    beside it, and each LLM call as a diamond at its start on its node's row."""
     y = {"field": "row", "type": "ordinal", "sort": rows, "title": None,
          "scale": {"domain": rows}, "axis": {"labelLimit": 260}}
     x_title = "ms since the run started"
@@ -108,10 +111,10 @@ def waterfall(spans: list[dict[str, Any]], calls: list[dict[str, Any]], rows: li
              "x": {"field": "start", "type": "quantitative", "title": x_title},
              "x2": {"field": "end"},
              "color": {"field": "outcome", "type": "nominal", "title": None,
-                       "scale": {"domain": ["success", "failed", "planner"],
-                                 "range": [STATUS_COLOURS["success"], STATUS_COLOURS["failed"], PALETTE[0]]}},
+                       "scale": {"domain": ["workflow", "planner", "retried", "failed"],
+                                 "range": [STATUS_COLOURS["success"], PALETTE[0], PALETTE[1], STATUS_COLOURS["failed"]]}},
              "tooltip": _tooltip(("row", "node"), ("type", "type"), ("phase", "phase"), ("took", "duration"),
-                                 ("outcome", "status"), ("attempts", "attempts"), ("items", "items")),
+                                 ("status", "status"), ("attempts", "attempts"), ("items", "items")),
          }},
         {"data": {"values": spans},
          "mark": {"type": "text", "align": "left", "dx": 4, "fill": "currentColor", "fontSize": 11},
@@ -121,7 +124,7 @@ def waterfall(spans: list[dict[str, Any]], calls: list[dict[str, Any]], rows: li
         layers.append(
             {"data": {"values": calls},
              "mark": {"type": "point", "shape": "diamond", "filled": True, "size": 90, "tooltip": True,
-                      "color": PALETTE[1], "stroke": "currentColor", "strokeWidth": 0.5},
+                      "color": PALETTE[5], "stroke": "currentColor", "strokeWidth": 0.7},
              "encoding": {
                  "y": y,
                  "x": {"field": "at", "type": "quantitative"},

@@ -6,6 +6,7 @@ the same JSON `report --format json` prints, so the page and the JSON cannot dis
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +18,7 @@ from pflow_metrics.record import utcnow
 
 MAX_SERIES = 9  # models drawn apart in cost per day; the rest are "other models"
 MAX_WORKFLOWS = 10  # in p95 by workflow
+MAX_DAYS = 92  # past this many days, the per-day charts draw months
 TOKEN_LABELS = {"input_tokens": "input (not cached)", "cache_read_tokens": "cache read",
                 "cache_creation_tokens": "cache creation", "output_tokens": "output",
                 "thinking_tokens": "thinking (part of output)"}
@@ -24,16 +26,16 @@ STATUS_LABELS = {"success": "success", "failed": "failed", "crashed": "crashed",
                  "budget_exceeded": "over budget", "running": "running"}
 
 
-def render(report, filters, breakdown=None) -> str:
+def render(report, filters, breakdown) -> str:
     data = {"report": {"since": filters.since, "until": filters.until, **report.to_dict()},
-            "breakdown": breakdown.to_dict() if breakdown is not None else None}
+            "breakdown": breakdown.to_dict()}
     body = [
         "<h1>pflow-metrics report</h1>",
         f'<p class="sub">{text(_window(filters), None)}</p>',
         _headline(report),
         _unpriced(report),
         '<div class="grid">',
-        _cost_per_day(report, breakdown),
+        _cost_per_day(breakdown),
         _runs_per_day(breakdown),
         _cost_by_workflow(report),
         _p95_by_workflow(breakdown),
@@ -67,7 +69,8 @@ def _change(now: Any, before: Any) -> str:
         return ""
     if not before:
         return "previous window: none" if now else "previous window: none either"
-    return f"{(Decimal(now) - Decimal(before)) / Decimal(before):+.0%} vs previous window"
+    change = (Decimal(now) - Decimal(before)) / Decimal(before)
+    return f"{change:+.1%} vs previous window" if abs(change) < Decimal("0.1") else f"{change:+.0%} vs previous window"
 
 
 def _all_tokens(tokens: dict[str, int]) -> int:
@@ -93,7 +96,8 @@ def _headline(report) -> str:
              _change(report.cost_per_run, previous_per_run)),
         card("LLM calls", f"{report.llm_calls:,}", _change(report.llm_calls, previous.calls if previous else None)),
         card("tokens", f"{_all_tokens(report.tokens):,}", _change(_all_tokens(report.tokens), previous_tokens)),
-        card("duration p50 / p95", f"{duration(report.duration_p50_ms)} / {duration(report.duration_p95_ms)}"),
+        card("p50 duration", duration(report.duration_p50_ms)),
+        card("p95 duration", duration(report.duration_p95_ms)),
     ]
     return f'<div class="cards">{"".join(cards)}</div>'
 
@@ -116,51 +120,58 @@ def _none(note: str, title: str) -> str:
     return f'<section><h2>{text(title)}</h2><p class="note">{text(note, None)}</p></section>'
 
 
-def _cost_per_day(report, breakdown) -> str:
-    title = "Cost per day, by model"
-    if breakdown is None:  # the Report has days only
-        rows = [{"day": row.day, "model": "all models", "cost": _float(row.cost_usd),
-                 "cost_text": money(row.cost_usd, row.cost_is_lower_bound)} for row in report.cost_per_day]
-        title = "Cost per day"
-    else:
-        rows = _by_model(breakdown.cost_per_day_by_model)
+def _periods(days: list[str]) -> tuple[str, Callable[[str], str]]:
+    """"day", or "month" past MAX_DAYS days (a window of years stays a readable chart), and
+    the period of a day: the day itself or the first of its month."""
+    if len(set(days)) <= MAX_DAYS:
+        return "day", lambda day: day
+    return "month", lambda day: day[:8] + "01"
+
+
+def _cost_per_day(breakdown) -> str:
+    unit, period = _periods([row.day for row in breakdown.cost_per_day_by_model])
+    title = f"Cost per {unit}, by model"
+    rows = _by_model(breakdown.cost_per_day_by_model, period)
     if not any(row["cost"] for row in rows):
         return _none("No priced LLM calls in this window.", title)
-    spec = charts.stacked_days(rows, "cost", "model", "cost (USD)", charts.MONEY_AXIS,
+    spec = charts.stacked_days(rows, "cost", "model", "cost (USD)", charts.MONEY_AXIS, unit,
                                tooltip=(("cost_text", "cost"),))
     return chart(title, charts.svg(spec), "An unpriced model's calls draw no bar; see the note above.")
 
 
-def _by_model(rows) -> list[dict[str, Any]]:
-    """Chart rows per day and model, the models past MAX_SERIES (the cheapest) summed exactly
-    as "other models"."""
+def _by_model(rows, period: Callable[[str], str]) -> list[dict[str, Any]]:
+    """Chart rows per period and model, the models past MAX_SERIES (the cheapest) summed
+    exactly as "other models"."""
     totals: dict[str, Decimal] = {}
     for row in rows:
         totals[row.model] = totals.get(row.model, ZERO) + (row.cost_usd or ZERO)
     ranked = sorted(totals, key=lambda model: (-totals[model], model))
     kept = dict(zip(ranked[:MAX_SERIES], labels(ranked[:MAX_SERIES], 40)))
-    cells: dict[tuple[str, str], list] = {}
+    cells: dict[tuple[str, str], list] = {}  # (period, model): [cost, priced calls, unpriced calls]
     for row in rows:
-        cell = cells.setdefault((row.day, kept.get(row.model, "other models")), [ZERO, False, 0])
+        cell = cells.setdefault((period(row.day), kept.get(row.model, "other models")), [ZERO, 0, 0])
         cell[0] += row.cost_usd or ZERO
-        cell[1] = cell[1] or row.unpriced_calls > 0
-        cell[2] += row.calls - row.unpriced_calls
+        cell[1] += row.calls - row.unpriced_calls
+        cell[2] += row.unpriced_calls
     return [{"day": day, "model": model, "cost": float(cost),
-             "cost_text": money(cost if priced else None, lower and priced > 0)}
-            for (day, model), (cost, lower, priced) in cells.items()]
+             "cost_text": money(cost if priced else None, bool(priced and unpriced))}
+            for (day, model), (cost, priced, unpriced) in cells.items()]
 
 
 def _runs_per_day(breakdown) -> str:
-    title = "Runs and failures per day"
-    if breakdown is None:
-        return ""
+    unit, period = _periods([day.day for day in breakdown.runs_per_day])
+    title = f"Runs and failures per {unit}"
     if not breakdown.runs_per_day:
         return _none("No runs in this window.", title)
-    rows = [{"day": day.day, "status": STATUS_LABELS.get(status, status), "runs": runs}
-            for day in breakdown.runs_per_day for status, runs in day.statuses.items()]
+    counts: dict[tuple[str, str], int] = {}
+    for day in breakdown.runs_per_day:
+        for status, runs in day.statuses.items():
+            key = (period(day.day), STATUS_LABELS.get(status, status))
+            counts[key] = counts.get(key, 0) + runs
+    rows = [{"day": day, "status": status, "runs": runs} for (day, status), runs in counts.items()]
     colours = {STATUS_LABELS[status]: colour for status, colour in charts.STATUS_COLOURS.items()}
     present = {row["status"] for row in rows}
-    spec = charts.stacked_days(rows, "runs", "status", "runs", charts.COUNT_AXIS,
+    spec = charts.stacked_days(rows, "runs", "status", "runs", charts.COUNT_AXIS, unit,
                                colours={label: colour for label, colour in colours.items() if label in present},
                                tooltip=(("runs", "runs"),))
     return chart(title, charts.svg(spec))
@@ -179,8 +190,6 @@ def _cost_by_workflow(report) -> str:
 
 
 def _p95_by_workflow(breakdown) -> str:
-    if breakdown is None:
-        return ""
     shown = [row for row in breakdown.workflow_durations if row.p95_ms is not None][:MAX_WORKFLOWS]
     title = f"p95 run duration by workflow (slowest {len(shown)})"
     if not shown:

@@ -9,7 +9,8 @@ from pflow_metrics.cli.render import clean, duration, money, to_json
 from pflow_metrics.html import charts
 from pflow_metrics.html.page import card, chart, document, labels, table, text
 
-MAX_ROWS = 300  # executions drawn; the table below has them all
+MAX_ROWS = 300  # executions drawn; the tables below have them all
+MAX_CALLS = 1_000  # LLM calls drawn
 THINNEST = 0.003  # of the time axis: a 0 ms node still shows as a sliver
 
 
@@ -17,7 +18,7 @@ def render(record) -> str:
     nodes = record.nodes
     body = [
         f"<h1>Run {text(record.run_id)}</h1>",
-        f'<p class="sub">workflow {text(record.workflow, None)} · started {record.started_at:%Y-%m-%d %H:%M:%S} UTC'
+        f'<p class="sub">workflow {text(record.workflow, 300)} · started {record.started_at:%Y-%m-%d %H:%M:%S} UTC'
         + (f" · {', '.join(text(f'{k}={v}') for k, v in record.tags.items())}" if record.tags else "") + "</p>",
         _cards(record),
         f'<p class="warn"><strong>Error:</strong> {text(record.error, 2000)}</p>' if record.error else "",
@@ -86,7 +87,7 @@ def _waterfall(record) -> str:
     thinnest = max([*ends, record.duration_ms or 0, 1]) * THINNEST
     spans = [_span(node, row, thinnest) for node, row in zip(drawn, rows)]
     calls = []
-    for call in record.llm_calls:
+    for call in record.llm_calls[:MAX_CALLS]:
         at = _offset(record, call)
         row = _row_of(call, at, drawn, rows)
         if row is None:
@@ -99,10 +100,12 @@ def _waterfall(record) -> str:
                       "model": clean(call.model, 60), "cost": money(call.cost_usd),
                       "tokens": f"{call.input_tokens + call.cache_read_tokens + call.cache_creation_tokens:,} in, "
                                 f"{call.output_tokens:,} out", "took": duration(call.duration_ms)})
-    note = "Bars are node executions (green: succeeded, red: failed, blue: planner); diamonds are LLM calls. " \
-           "Hover a mark for its figures."
-    if len(executions) > MAX_ROWS:
-        note += f" The first {MAX_ROWS:,} of {len(executions):,} executions are drawn; the table has them all."
+    note = "Bars are node executions, coloured by phase, orange when they needed retries, red when they " \
+           "failed; diamonds are LLM calls. Hover a mark for its figures."
+    if len(executions) > MAX_ROWS or len(record.llm_calls) > MAX_CALLS:
+        note += (f" The first {min(MAX_ROWS, len(executions)):,} of {len(executions):,} executions and "
+                 f"{min(MAX_CALLS, len(record.llm_calls)):,} of {len(record.llm_calls):,} LLM calls are drawn; "
+                 "the tables have them all.")
     return chart("Timeline", charts.svg(charts.waterfall(spans, calls, rows)), note)
 
 
@@ -118,7 +121,7 @@ def _span(node, row: str, thinnest: float) -> dict[str, Any]:
     return {"row": row, "start": node.start_offset_ms,
             "end": node.start_offset_ms + max(node.duration_ms, thinnest),
             "type": node.node_type or "-", "phase": node.phase, "took": duration(node.duration_ms),
-            "outcome": "failed" if failed else ("planner" if node.phase == "planner" else "success"),
+            "status": node.status, "outcome": "failed" if failed else "retried" if node.attempts > 1 else node.phase,
             "attempts": str(node.attempts), "items": "-" if node.items is None else f"{node.items:,}",
             "badge": " · ".join(badges)}
 
