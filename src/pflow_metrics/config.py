@@ -112,3 +112,32 @@ def crash_after() -> timedelta:
     if seconds is None or not 0 < seconds <= MAX_CRASH_AFTER.total_seconds():
         _refuse(CRASH_AFTER_ENV, text, "a duration more than 0 and at most 365d, in seconds or like 90s, 10m, 2h")
     return timedelta(seconds=seconds)
+
+
+OTEL_ENV = "PFLOW_METRICS_OTEL"
+OTEL_TIMEOUT_ENV = "PFLOW_METRICS_OTEL_TIMEOUT"
+DEFAULT_OTEL_TIMEOUT = 5.0
+_YES, _NO = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def otel_enabled() -> bool:
+    """Whether every run is sent to OpenTelemetry as it finishes: $PFLOW_METRICS_OTEL
+    (1/true/yes/on or 0/false/no/off; unset: no)."""
+    text = os.environ.get(OTEL_ENV, "").strip()
+    if text.lower() not in _YES + _NO:
+        _refuse(OTEL_ENV, text, "1 or 0 (also true/false, yes/no, on/off)")
+    return text.lower() in _YES
+
+
+def otel_timeout() -> float:
+    """The longest an OpenTelemetry export may wait, retries included, and so the longest a
+    process waits at exit for runs not yet sent: $PFLOW_METRICS_OTEL_TIMEOUT in seconds or
+    with a unit (`5`, `0.5`, `2s`, `1m`), at most 10 minutes; default 5 seconds."""
+    text = os.environ.get(OTEL_TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_OTEL_TIMEOUT
+    match = _DURATION.fullmatch(text.lower())
+    seconds = float(match[1]) * _UNIT_SECONDS[match[2]] if match else None
+    if seconds is None or not 0 < seconds <= 600:
+        _refuse(OTEL_TIMEOUT_ENV, text, "a duration more than 0 and at most 10m, in seconds or like 2s, 1m")
+    return seconds

@@ -14,6 +14,7 @@ import typer
 from pflow_metrics.cli import budget as budget_commands
 from pflow_metrics.cli import db as db_commands
 from pflow_metrics.cli import export as export_commands
+from pflow_metrics.cli import gate as gate_commands
 from pflow_metrics.cli import ingest as ingest_commands
 from pflow_metrics.cli import prune as prune_commands
 from pflow_metrics.cli import pricing as pricing_commands
@@ -50,6 +51,7 @@ app.add_typer(db_commands.app, name="db")
 app.command("report")(report_commands.report)
 app.command("cost")(report_commands.cost)
 app.command("budget")(budget_commands.budget)
+app.command("gate")(gate_commands.gate)
 app.add_typer(runs_commands.app, name="runs")
 app.command("export")(export_commands.export)
 app.command("ingest")(ingest_commands.ingest)

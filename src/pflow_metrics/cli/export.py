@@ -1,4 +1,5 @@
-"""`export`: run records out of the ledger, as JSON lines or CSV."""
+"""`export`: run records out of the ledger, as JSON lines or CSV, or as OpenTelemetry spans
+sent to an OTLP/HTTP endpoint."""
 
 from __future__ import annotations
 
@@ -9,27 +10,39 @@ import typer
 
 from pflow_metrics.cli.options import open_existing_ledger
 from pflow_metrics.cli.query_options import Since, Status, Tag, Until, Workflow, build_filters
-from pflow_metrics.errors import UsageError
+from pflow_metrics.errors import EXIT_FAILURE, PflowMetricsError, UsageError
 
 CSV_COLUMNS = ("run_id", "workflow", "status", "started_at", "ended_at", "duration_ms", "cost_usd",
                "unpriced_calls", "host")
 
 
 def export(ctx: typer.Context,
-           format: str = typer.Option("jsonl", "--format", help="jsonl (run records) or csv (one row per run)."),
+           format: str = typer.Option("jsonl", "--format", help="jsonl (run records), csv (one row per run) or "
+                                      "otlp (spans sent to an OpenTelemetry endpoint)."),
+           endpoint: str = typer.Option(None, "--endpoint", metavar="URL",
+                                        help="With --format otlp: the OTLP/HTTP endpoint. Default: "
+                                        "$OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4318. "
+                                        "Example: --format otlp --endpoint http://localhost:4318"),
            since: Since = "30d", until: Until = None, workflow: Workflow = None, status: Status = None,
            tag: Tag = None) -> None:
-    """Write run records to stdout: JSON lines in the run-record shape, or CSV."""
+    """Write run records to stdout: JSON lines in the run-record shape, or CSV; or send them as
+    OpenTelemetry spans (--format otlp): re-sending a run gives the same trace and span ids."""
     from decimal import Decimal
 
     from pflow_metrics.ledger.queries import iter_records
     from pflow_metrics.money import plain
 
-    if format not in ("jsonl", "csv"):
-        raise UsageError(f"--format: must be jsonl or csv, got '{format}'")
+    if format not in ("jsonl", "csv", "otlp"):
+        raise UsageError(f"--format: must be jsonl, csv or otlp, got '{format}'")
+    if endpoint is not None and format != "otlp":
+        raise UsageError("--endpoint: only with --format otlp")
+    send = _otlp_sender(endpoint) if format == "otlp" else None  # refuses a bad endpoint before reading
     filters = build_filters(since, until, workflow, None, status, tag)
     ledger = open_existing_ledger(ctx)
     records = iter_records(ledger, filters) if ledger is not None else iter(())
+    if send is not None:
+        send(records)
+        return
     out = sys.stdout
     if format == "jsonl":
         for record in records:
@@ -40,3 +53,63 @@ def export(ctx: typer.Context,
     for record in records:
         data = record.to_dict()
         writer.writerow([plain(data[c]) if isinstance(data[c], Decimal) else data[c] for c in CSV_COLUMNS])
+
+
+RUNS_PER_REQUEST = 50  # one OTLP request per 50 runs: far below the size collectors refuse
+
+
+class ExportFailed(PflowMetricsError):
+    """The endpoint did not take the spans (exit 1); runs sent before stay sent."""
+
+    exit_code = EXIT_FAILURE
+
+
+def _otlp_sender(endpoint: str | None):
+    """The function that sends records as spans, after checking the extra and the endpoint."""
+    from urllib.parse import urlsplit
+
+    from pflow_metrics.config import otel_timeout
+
+    if endpoint is not None:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(f"--endpoint: must be an http:// or https:// URL, got {endpoint[:80]!r}")
+    timeout = otel_timeout()
+    try:
+        from pflow_metrics.instrumentation import otel
+    except ImportError as exc:
+        raise UsageError(f"--format otlp needs the otel extra (pip install 'pflow-metrics[otel]'): {exc}") from None
+
+    def send(records) -> None:
+        from pflow_metrics.cli.render import warning_line
+
+        builder, exporter = otel.SpanBuilder(), otel.new_exporter(endpoint, timeout)
+        runs = spans = 0
+        batch = []
+
+        def flush() -> None:
+            nonlocal runs, spans
+            built = builder.spans(batch)
+            try:
+                otel.send(exporter, built)
+            except otel.OtelExportError as exc:
+                raise ExportFailed(f"sent {runs} runs, then OpenTelemetry export {exc}") from None
+            runs, spans = runs + len(batch), spans + len(built)
+            batch.clear()
+
+        try:
+            for record in records:
+                unfit = otel.exportable(record)
+                if unfit is not None:
+                    typer.echo(warning_line(f"run {record.run_id} not sent: {unfit}"), err=True)
+                    continue
+                batch.append(record)
+                if len(batch) == RUNS_PER_REQUEST:
+                    flush()
+            if batch:
+                flush()
+        finally:
+            exporter.shutdown()
+        typer.echo(f"sent {runs} run{'s' if runs != 1 else ''} ({spans} spans) to {otel.endpoint_of(exporter)}")
+
+    return send

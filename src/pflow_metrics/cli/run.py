@@ -53,9 +53,11 @@ def run(
     planner_model: str = typer.Option(None, "--planner-model", help="The llm model the planner uses."),
     save: Path = typer.Option(None, "--save", help="Keep the planned workflow in this file."),
     store_prompts: bool = typer.Option(False, "--store-prompts", help="Keep prompts and answers in the ledger."),
+    otel: bool = typer.Option(False, "--otel", help="Also send the run to OpenTelemetry as it finishes "
+                              "(OTEL_EXPORTER_OTLP_ENDPOINT). Default: $PFLOW_METRICS_OTEL, else off. Example: --otel."),
 ) -> None:
     """Run a JSON workflow (or plan one with --plan) and record its timings and LLM costs."""
-    from pflow_metrics.config import ledger_url
+    from pflow_metrics.config import ledger_url, otel_enabled, otel_timeout
     from pflow_metrics.runtime.ir import WorkflowInvalid, load_workflow
     from pflow_metrics.runtime.runner import Plan, check_workflow, run_workflow
 
@@ -66,6 +68,9 @@ def run(
         raise UsageError("give a workflow FILE, or a request with --plan")
     if budget_usd is not None and not budget_usd > 0:  # also nan, which no cost ever passes
         raise UsageError(f"--budget-usd must be more than 0, got {budget_usd}")
+    otel = otel or otel_enabled()  # bad PFLOW_METRICS_OTEL(_TIMEOUT) values: usage errors before the run
+    if otel:
+        otel_timeout()
     source = None if plan is not None else args.pop(0)
     given = _pairs(args, "input")
     try:
@@ -86,7 +91,7 @@ def run(
             plan=Plan(plan, planner_model, trace_planner, save) if plan is not None else None,
             ledger=False if no_ledger else ledger_url(state(ctx).db),
             trace=trace, budget_usd=budget_usd, tags=_pairs(tag or [], "--tag") or None,
-            store_prompts=store_prompts,
+            store_prompts=store_prompts, otel=otel,
             progress=_show_progress if sys.stderr.isatty() else None,
         )
     _report(outcome, output_format, caught)

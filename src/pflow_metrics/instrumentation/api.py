@@ -16,13 +16,14 @@ class TrackedFlow:
     nodes or edges added to it afterwards are not seen (instrument it again)."""
 
     def __init__(self, flow: Any, *, workflow: str, ledger: bool | str = True, trace: bool = False,
-                 budget_usd: float | None = None, tags: dict | None = None, store_prompts: bool = False):
+                 budget_usd: float | None = None, tags: dict | None = None, store_prompts: bool = False,
+                 otel: bool | None = None):
         from pflow_metrics.instrumentation.wrapper import instrument_graph
 
         self.flow = flow
         self.graph = instrument_graph(flow, "workflow")
         self.options = {"ledger": ledger, "trace": trace, "budget_usd": budget_usd, "tags": tags,
-                        "store_prompts": store_prompts}
+                        "store_prompts": store_prompts, "otel": otel}
         self.workflow = workflow
         self.last_run: RunResult | None = None
 
@@ -49,10 +50,11 @@ class TrackedFlow:
 
 def instrument(flow: Any, *, workflow: str, ledger: bool | str = True, trace: bool = False,
                budget_usd: float | None = None, tags: dict | None = None,
-               store_prompts: bool = False) -> TrackedFlow:
-    """Track `flow`: each `run(shared)` / `await run_async(shared)` is recorded as one run."""
+               store_prompts: bool = False, otel: bool | None = None) -> TrackedFlow:
+    """Track `flow`: each `run(shared)` / `await run_async(shared)` is recorded as one run.
+    `otel`: also send each run to OpenTelemetry as it finishes (None: as $PFLOW_METRICS_OTEL says)."""
     return TrackedFlow(flow, workflow=workflow, ledger=ledger, trace=trace, budget_usd=budget_usd,
-                       tags=tags, store_prompts=store_prompts)
+                       tags=tags, store_prompts=store_prompts, otel=otel)
 
 
 def record_llm_call(shared: MutableMapping, *, model: str, input_tokens: int = 0, output_tokens: int = 0,

@@ -53,6 +53,7 @@ class RunSession:
         budget_usd: float | None = None,
         tags: dict | None = None,
         store_prompts: bool = False,
+        otel: bool | None = None,
     ):
         self.record = redact_record(new_run_record(workflow, tags={str(k): str(v) for k, v in (tags or {}).items()}))
         self.run_id = self.record.run_id
@@ -63,6 +64,7 @@ class RunSession:
         self.result: RunResult | None = None
         self.writer = self._begin_ledger(ledger)
         self.trace = self._open_trace(workflow, trace)
+        self.otel = self._wants_otel(otel)
 
     def _begin_ledger(self, ledger: bool | str):
         if ledger is False or ledger is None:
@@ -86,6 +88,19 @@ class RunSession:
         except Exception as exc:
             _warn(f"trace not written: {exc}")
             return None
+
+    @staticmethod
+    def _wants_otel(otel: bool | None) -> bool:
+        """`otel`, or (None) what $PFLOW_METRICS_OTEL says; a bad value is a warning here."""
+        if otel is not None:
+            return bool(otel)
+        from pflow_metrics.config import otel_enabled
+
+        try:
+            return otel_enabled()
+        except Exception as exc:
+            _warn(f"OpenTelemetry export off: {exc}")
+            return False
 
     # -- running flows -------------------------------------------------------------------
 
@@ -234,6 +249,8 @@ class RunSession:
             trace_path = self.trace.path
             self._to_trace(self.trace.finish, {"status": status, "error": record.error,
                                                "run_id": self.run_id, **summary})
+        if self.otel:  # after the ledger: a collector that is down costs the run nothing
+            self._guarded("OpenTelemetry export", _export_otel, record)
         self.result = RunResult(run_id=self.run_id, status=status, summary=summary, record=record,
                                 trace_path=trace_path, error=record.error, ledger_warning=ledger_warning,
                                 recorded=self.writer is not None)
@@ -263,6 +280,14 @@ def _append_calls(shared: MutableMapping, calls: list[LLMCallRecord]) -> None:
             target.append(entry)
     except Exception as exc:
         _warn(f"{LLM_CALLS_KEY} not updated: {exc}")
+
+
+def _export_otel(record: RunRecord) -> None:
+    try:
+        from pflow_metrics.instrumentation.otel import export_run
+    except ImportError as exc:
+        raise RuntimeError(f"needs the otel extra (pip install 'pflow-metrics[otel]'): {exc}") from None
+    export_run(record)
 
 
 def _text(value: Any) -> str | None:

@@ -63,6 +63,7 @@ def run_workflow(
     tags: dict[str, str] | None = None,
     store_prompts: bool = False,
     progress: Callable[[str, str, float], None] | None = None,
+    otel: bool | None = None,
 ) -> WorkflowRun:
     """Plan (when `plan` is given), then run `ir` with the `given` inputs in one RunSession."""
     from pflow_metrics.instrumentation import RunSession
@@ -71,7 +72,7 @@ def run_workflow(
 
     inputs = check_workflow(ir, given) if plan is None else None
     session = RunSession(workflow, ledger=ledger, trace=trace, budget_usd=budget_usd, tags=tags,
-                         store_prompts=store_prompts)
+                         store_prompts=store_prompts, otel=otel)
     outcome = WorkflowRun(result=None)
     shared: dict[str, Any] = {}
     try:
