@@ -156,6 +156,7 @@ class Look:
     dialogs: list[str] = field(default_factory=list)
     empty_charts: list[str] = field(default_factory=list)
     charts: int = 0
+    hover: list[str] = field(default_factory=list)  # what the chart marks show on hover
     text: str = ""
     colours: tuple[str, str] = ("", "")  # the body's text and background colours
 
@@ -169,10 +170,12 @@ CHART_MARKS = """() => [...document.querySelectorAll('figure.chart')].map(figure
 }))"""
 
 
-def look(page_file: Path, screenshot: Path, dark: bool = False, width: int = 1280, height: int | None = None) -> Look:
+def look(page_file: Path, screenshot: Path, dark: bool = False, width: int = 1280, height: int | None = None,
+         printed: bool = False) -> Look:
     """Open the page in headless Chromium (Debian's, no browser download), take a screenshot
-    (of the whole page, or of its first `height` pixels), and say what went wrong: console
-    errors, requests that failed, dialogs (a script that ran), chart areas with nothing drawn."""
+    (of the whole page, or of its first `height` pixels; as printed with `printed`), and say
+    what went wrong: console errors, requests that failed, dialogs (a script that ran), chart
+    areas with nothing drawn."""
     from playwright.sync_api import sync_playwright
 
     seen = Look()
@@ -188,10 +191,14 @@ def look(page_file: Path, screenshot: Path, dark: bool = False, width: int = 128
             page.on("request", lambda request: None if request.url == page_file.resolve().as_uri()
                     else seen.failed_requests.append(f"unexpected request: {request.url}"))
             page.on("dialog", lambda dialog: (seen.dialogs.append(dialog.message), dialog.dismiss()))
+            if printed:
+                page.emulate_media(media="print")
             page.goto(page_file.resolve().as_uri(), wait_until="load")
             charts = page.evaluate(CHART_MARKS)
             seen.charts = len(charts)
             seen.empty_charts = [chart["title"] for chart in charts if not chart["marks"] or chart["box"] < 40]
+            seen.hover = page.evaluate("() => [...document.querySelectorAll('figure.chart svg title')]"
+                                       ".map(title => title.textContent)")
             seen.text = page.inner_text("body")
             seen.colours = tuple(page.evaluate(
                 "() => { const style = getComputedStyle(document.body); return [style.color, style.backgroundColor]; }"))

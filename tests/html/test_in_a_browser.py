@@ -42,6 +42,19 @@ def test_the_report_page_draws_every_chart_with_no_error_and_no_request(cli, tmp
         assert heading in seen.text
     text_colour, background = seen.colours
     assert (background == "rgb(13, 17, 23)") is dark and text_colour != background
+    assert any(hover.startswith("nightly-digest: $") and " runs, " in hover for hover in seen.hover)
+
+
+def test_the_report_prints_black_on_white_even_from_a_dark_screen(cli, tmp_path):
+    db = tmp_path / "ledger.db"
+    with Ledger.open(str(db)) as ledger:
+        ledger.finish_runs(busy_month(NOW, days=7))
+    page = tmp_path / "report.html"
+    code, _, err = cli("--db", db, "report", "--since", "7d", "--format", "html", "-o", page)
+    assert code == 0, err
+    seen = look(page, tmp_path / "printed.png", dark=True, printed=True)
+    assert_looks_right(seen, charts=6)
+    assert seen.colours == ("rgb(0, 0, 0)", "rgb(255, 255, 255)")
 
 
 def test_the_run_page_is_a_waterfall_of_a_real_traced_run(cli, tmp_path, price_models):
@@ -54,6 +67,9 @@ def test_the_run_page_is_a_waterfall_of_a_real_traced_run(cli, tmp_path, price_m
     seen = look(page, tmp_path / "run.png")
     assert_looks_right(seen, charts=1)
     assert "3 attempts" in seen.text and "4 items" in seen.text and "echo" in seen.text
+    calls = [hover for hover in seen.hover if hover.startswith("LLM call echo in ")]
+    assert len(calls) == 5 and all("$0.0002" in hover for hover in calls)
+    assert any(hover.startswith("fetch (Fetch, workflow) from +") and "3 attempts" in hover for hover in seen.hover)
 
 
 def test_a_workflow_named_like_a_script_is_shown_as_its_name(cli, tmp_path):

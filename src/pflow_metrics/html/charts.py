@@ -1,8 +1,8 @@
 """Vega-Lite specifications for the pages' charts, rendered offline to inline SVG.
 
 Axis text and lines are drawn in `currentColor`, so one SVG follows the page's light or dark
-colours (and black ink when printed). Every value a mark shows on hover is a ready-made text
-field (money through cli/render.money), never a number Vega formats on its own.
+colours (and black ink when printed). What a mark shows on hover is its row's ready-made
+`hover` text (money through cli/render.money), never a number Vega formats on its own.
 """
 
 from __future__ import annotations
@@ -47,13 +47,12 @@ def svg(spec: dict[str, Any]) -> str:
     return re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", drawn, count=2)
 
 
-def _tooltip(*fields: tuple[str, str]) -> list[dict[str, str]]:
-    return [{"field": name, "title": title} for name, title in fields]
+HOVER = {"description": {"field": "hover"}}  # a mark's hover text (page.SCRIPT): the row's "hover"
+LABEL = {"type": "text", "align": "left", "dx": 4, "fill": "currentColor", "fontSize": 11, "aria": False}
 
 
 def stacked_days(rows: list[dict[str, Any]], value: str, series: str, title: str, axis: dict[str, Any],
-                 unit: str = "day", colours: dict[str, str] | None = None,
-                 tooltip: tuple[tuple[str, str], ...] = ()) -> dict:
+                 unit: str = "day", colours: dict[str, str] | None = None) -> dict:
     """Bars per UTC day (`day`: YYYY-MM-DD; the first of the month when `unit` is "month") of
     `value`, stacked by `series`."""
     colour: dict[str, Any] = {"field": series, "type": "nominal", "title": None}
@@ -62,21 +61,21 @@ def stacked_days(rows: list[dict[str, Any]], value: str, series: str, title: str
     return {
         "width": WIDTH, "height": 220,
         "data": {"values": rows},
-        "mark": {"type": "bar", "tooltip": True, "width": {"band": 0.8}},
+        "mark": {"type": "bar", "width": {"band": 0.8}},
         "encoding": {
             "x": {"field": "day", "type": "temporal", "title": f"{unit} (UTC)",
                   "timeUnit": "utcyearmonthdate" if unit == "day" else "utcyearmonth",
                   "axis": {"format": "%b %d" if unit == "day" else "%b %Y", "labelAngle": -40, "labelFontSize": 11}},
-            "y": {"field": value, "type": "quantitative", "aggregate": "sum", "title": title, "axis": axis},
+            "y": {"field": value, "type": "quantitative", "title": title, "axis": axis},
             "color": colour,
             "order": {"field": series},
-            "tooltip": _tooltip(("day", "day"), (series, series), *tooltip),
+            **HOVER,
         },
     }
 
 
 def ranked_bars(rows: list[dict[str, Any]], value: str, label: str, text: str, title: str, axis: dict[str, Any],
-                tooltip: tuple[tuple[str, str], ...] = (), colour: str = PALETTE[0]) -> dict:
+                colour: str = PALETTE[0]) -> dict:
     """Horizontal bars of `value` per `label`, in the rows' order (largest first), each with
     its `text` beside it."""
     return {
@@ -84,10 +83,8 @@ def ranked_bars(rows: list[dict[str, Any]], value: str, label: str, text: str, t
         "padding": {"left": 5, "top": 5, "bottom": 5, "right": 80},  # room for the figure beside the longest bar
         "data": {"values": rows},
         "layer": [
-            {"mark": {"type": "bar", "color": colour, "tooltip": True},
-             "encoding": {"tooltip": _tooltip((label, label), *tooltip)}},
-            {"mark": {"type": "text", "align": "left", "dx": 4, "fill": "currentColor", "fontSize": 11},
-             "encoding": {"text": {"field": text}}},
+            {"mark": {"type": "bar", "color": colour}, "encoding": HOVER},
+            {"mark": LABEL, "encoding": {"text": {"field": text}}},
         ],
         "encoding": {
             "y": {"field": label, "type": "nominal", "sort": None, "title": None},
@@ -99,37 +96,30 @@ def ranked_bars(rows: list[dict[str, Any]], value: str, label: str, text: str, t
 def waterfall(spans: list[dict[str, Any]], calls: list[dict[str, Any]], rows: list[str]) -> dict:
     """A trace view: one bar per node execution on a time axis (ms since the run started),
     coloured by its phase or how it went (`outcome`), with its retries and batch items written
-    beside it, and each LLM call as a diamond at its start on its node's row."""
+    beside it (`badge`), and each LLM call as a diamond at its start (`at`) on its node's row."""
     y = {"field": "row", "type": "ordinal", "sort": rows, "title": None,
          "scale": {"domain": rows}, "axis": {"labelLimit": 260}}
-    x_title = "ms since the run started"
     layers: list[dict[str, Any]] = [
         {"data": {"values": spans},
-         "mark": {"type": "bar", "height": {"band": 0.7}, "tooltip": True, "cornerRadius": 2},
+         "mark": {"type": "bar", "height": {"band": 0.7}, "cornerRadius": 2},
          "encoding": {
              "y": y,
-             "x": {"field": "start", "type": "quantitative", "title": x_title},
+             "x": {"field": "start", "type": "quantitative", "title": "ms since the run started"},
              "x2": {"field": "end"},
              "color": {"field": "outcome", "type": "nominal", "title": None,
                        "scale": {"domain": ["workflow", "planner", "retried", "failed"],
                                  "range": [STATUS_COLOURS["success"], PALETTE[0], PALETTE[1], STATUS_COLOURS["failed"]]}},
-             "tooltip": _tooltip(("row", "node"), ("type", "type"), ("phase", "phase"), ("took", "duration"),
-                                 ("status", "status"), ("attempts", "attempts"), ("items", "items")),
+             **HOVER,
          }},
         {"data": {"values": spans},
-         "mark": {"type": "text", "align": "left", "dx": 4, "fill": "currentColor", "fontSize": 11},
+         "mark": LABEL,
          "encoding": {"y": y, "x": {"field": "end", "type": "quantitative"}, "text": {"field": "badge"}}},
     ]
     if calls:
         layers.append(
             {"data": {"values": calls},
-             "mark": {"type": "point", "shape": "diamond", "filled": True, "size": 90, "tooltip": True,
+             "mark": {"type": "point", "shape": "diamond", "filled": True, "size": 90,
                       "color": PALETTE[5], "stroke": "currentColor", "strokeWidth": 0.7},
-             "encoding": {
-                 "y": y,
-                 "x": {"field": "at", "type": "quantitative"},
-                 "tooltip": _tooltip(("model", "LLM call"), ("row", "node"), ("tokens", "tokens"),
-                                     ("cost", "cost"), ("took", "duration")),
-             }})
+             "encoding": {"y": y, "x": {"field": "at", "type": "quantitative"}, **HOVER}})
     return {"width": WIDE, "height": {"step": ROW}, "layer": layers,
             "resolve": {"scale": {"x": "shared", "y": "shared"}}}

@@ -47,6 +47,7 @@ td { overflow-wrap: anywhere; }
 .num { text-align: right; white-space: nowrap; }
 .note { color: var(--muted); font-size: 12px; }
 footer { color: var(--muted); font-size: 12px; margin-top: 32px; }
+@page { margin: 14mm; }
 @media print {
   :root { --bg: #ffffff; --fg: #000000; --muted: #444444; --line: #bbbbbb; --card: #ffffff;
     --warn-bg: #ffffff; --warn-fg: #000000; --bad: #000000; --good: #000000; }

@@ -131,15 +131,14 @@ def _periods(days: list[str]) -> tuple[str, Callable[[str], str]]:
 def _cost_per_day(breakdown) -> str:
     unit, period = _periods([row.day for row in breakdown.cost_per_day_by_model])
     title = f"Cost per {unit}, by model"
-    rows = _by_model(breakdown.cost_per_day_by_model, period)
+    rows = _by_model(breakdown.cost_per_day_by_model, unit, period)
     if not any(row["cost"] for row in rows):
         return _none("No priced LLM calls in this window.", title)
-    spec = charts.stacked_days(rows, "cost", "model", "cost (USD)", charts.MONEY_AXIS, unit,
-                               tooltip=(("cost_text", "cost"),))
+    spec = charts.stacked_days(rows, "cost", "model", "cost (USD)", charts.MONEY_AXIS, unit)
     return chart(title, charts.svg(spec), "An unpriced model's calls draw no bar; see the note above.")
 
 
-def _by_model(rows, period: Callable[[str], str]) -> list[dict[str, Any]]:
+def _by_model(rows, unit: str, period: Callable[[str], str]) -> list[dict[str, Any]]:
     """Chart rows per period and model, the models past MAX_SERIES (the cheapest) summed
     exactly as "other models"."""
     totals: dict[str, Decimal] = {}
@@ -154,7 +153,8 @@ def _by_model(rows, period: Callable[[str], str]) -> list[dict[str, Any]]:
         cell[1] += row.calls - row.unpriced_calls
         cell[2] += row.unpriced_calls
     return [{"day": day, "model": model, "cost": float(cost),
-             "cost_text": money(cost if priced else None, bool(priced and unpriced))}
+             "hover": f"{day[:7] if unit == 'month' else day} · {model}: "
+                      f"{money(cost if priced else None, bool(priced and unpriced))}"}
             for (day, model), (cost, priced, unpriced) in cells.items()]
 
 
@@ -168,24 +168,25 @@ def _runs_per_day(breakdown) -> str:
         for status, runs in day.statuses.items():
             key = (period(day.day), STATUS_LABELS.get(status, status))
             counts[key] = counts.get(key, 0) + runs
-    rows = [{"day": day, "status": status, "runs": runs} for (day, status), runs in counts.items()]
+    rows = [{"day": day, "status": status, "runs": runs,
+             "hover": f"{day[:7] if unit == 'month' else day} · {status}: {runs:,} run{'' if runs == 1 else 's'}"}
+            for (day, status), runs in counts.items()]
     colours = {STATUS_LABELS[status]: colour for status, colour in charts.STATUS_COLOURS.items()}
     present = {row["status"] for row in rows}
     spec = charts.stacked_days(rows, "runs", "status", "runs", charts.COUNT_AXIS, unit,
-                               colours={label: colour for label, colour in colours.items() if label in present},
-                               tooltip=(("runs", "runs"),))
+                               colours={label: colour for label, colour in colours.items() if label in present})
     return chart(title, charts.svg(spec))
 
 
 def _cost_by_workflow(report) -> str:
     title = f"Cost by workflow (top {len(report.top_workflows)})"
     rows = [{"workflow": label, "cost": _float(row.cost_usd), "cost_text": money(row.cost_usd, row.cost_is_lower_bound),
-             "runs": f"{row.runs:,}"}
+             "hover": f"{label}: {money(row.cost_usd, row.cost_is_lower_bound)} in {row.runs:,} runs, "
+                      f"{row.calls:,} LLM calls"}
             for row, label in zip(report.top_workflows, labels([r.workflow for r in report.top_workflows]))]
     if not any(row["cost"] for row in rows):
         return _none("No priced LLM calls in this window.", title)
-    spec = charts.ranked_bars(rows, "cost", "workflow", "cost_text", "cost (USD)", charts.MONEY_AXIS,
-                              tooltip=(("cost_text", "cost"), ("runs", "runs")))
+    spec = charts.ranked_bars(rows, "cost", "workflow", "cost_text", "cost (USD)", charts.MONEY_AXIS)
     return chart(title, charts.svg(spec))
 
 
@@ -195,10 +196,9 @@ def _p95_by_workflow(breakdown) -> str:
     if not shown:
         return _none("No run durations in this window.", title)
     rows = [{"workflow": label, "p95": row.p95_ms, "p95_text": duration(row.p95_ms),
-             "p50_text": duration(row.p50_ms), "runs": f"{row.runs:,}"}
+             "hover": f"{label}: p95 {duration(row.p95_ms)}, p50 {duration(row.p50_ms)} over {row.runs:,} runs"}
             for row, label in zip(shown, labels([r.workflow for r in shown]))]
     spec = charts.ranked_bars(rows, "p95", "workflow", "p95_text", "p95 duration (ms)", charts.MS_AXIS,
-                              tooltip=(("p95_text", "p95"), ("p50_text", "p50"), ("runs", "runs")),
                               colour=charts.PALETTE[4])
     return chart(title, charts.svg(spec))
 
@@ -207,24 +207,25 @@ def _expensive_nodes(report) -> str:
     nodes = report.expensive_nodes
     title = f"Most expensive nodes (top {len(nodes)})"
     rows = [{"node": label, "cost": _float(row.cost_usd), "cost_text": money(row.cost_usd, row.cost_is_lower_bound),
-             "calls": f"{row.calls:,}"}
+             "hover": f"{label}: {money(row.cost_usd, row.cost_is_lower_bound)} in {row.calls:,} LLM calls"}
             for row, label in zip(nodes, labels([f"{r.workflow} / {r.node_id}" for r in nodes]))]
     if not any(row["cost"] for row in rows):
         return _none("No priced LLM calls in this window.", title)
     spec = charts.ranked_bars(rows, "cost", "node", "cost_text", "cost (USD)", charts.MONEY_AXIS,
-                              tooltip=(("cost_text", "cost"), ("calls", "calls")), colour=charts.PALETTE[1])
+                              colour=charts.PALETTE[1])
     return chart(title, charts.svg(spec))
 
 
 def _token_mix(report) -> str:
     title = "Token mix"
-    rows = [{"kind": TOKEN_LABELS.get(kind, kind), "tokens": count, "tokens_text": f"{count:,}"}
+    rows = [{"kind": TOKEN_LABELS.get(kind, kind), "tokens": count, "tokens_text": f"{count:,}",
+             "hover": f"{TOKEN_LABELS.get(kind, kind)}: {count:,} tokens"}
             for kind, count in sorted(report.tokens.items(), key=lambda item: list(TOKEN_LABELS).index(item[0])
                                       if item[0] in TOKEN_LABELS else len(TOKEN_LABELS))]
     if not any(row["tokens"] for row in rows):
         return _none("No tokens in this window.", title)
     spec = charts.ranked_bars(rows, "tokens", "kind", "tokens_text", "tokens", charts.TOKEN_AXIS,
-                              tooltip=(("tokens_text", "tokens"),), colour=charts.PALETTE[2])
+                              colour=charts.PALETTE[2])
     return chart(title, charts.svg(spec), "Input, cache read and cache creation add up to all input; "
                                           "thinking is the part of output spent reasoning.")
 

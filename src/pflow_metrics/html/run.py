@@ -96,10 +96,10 @@ def _waterfall(record) -> str:
             row = labels([*rows, f"{call.node_id} (calls)"])[-1]
             rows.append(row)
         node = next((n for n, r in zip(drawn, rows) if r == row), None)
+        tokens_in = call.input_tokens + call.cache_read_tokens + call.cache_creation_tokens
         calls.append({"row": row, "at": at if at is not None else (node.start_offset_ms if node else 0),
-                      "model": clean(call.model, 60), "cost": money(call.cost_usd),
-                      "tokens": f"{call.input_tokens + call.cache_read_tokens + call.cache_creation_tokens:,} in, "
-                                f"{call.output_tokens:,} out", "took": duration(call.duration_ms)})
+                      "hover": f"LLM call {clean(call.model, 60)} in {row}: {tokens_in:,} tokens in, "
+                               f"{call.output_tokens:,} out, {money(call.cost_usd)}, took {duration(call.duration_ms)}"})
     note = "Bars are node executions, coloured by phase, orange when they needed retries, red when they " \
            "failed; diamonds are LLM calls. Hover a mark for its figures."
     if len(executions) > MAX_ROWS or len(record.llm_calls) > MAX_CALLS:
@@ -120,10 +120,10 @@ def _span(node, row: str, thinnest: float) -> dict[str, Any]:
         badges.append("failed")
     return {"row": row, "start": node.start_offset_ms,
             "end": node.start_offset_ms + max(node.duration_ms, thinnest),
-            "type": node.node_type or "-", "phase": node.phase, "took": duration(node.duration_ms),
-            "status": node.status, "outcome": "failed" if failed else "retried" if node.attempts > 1 else node.phase,
-            "attempts": str(node.attempts), "items": "-" if node.items is None else f"{node.items:,}",
-            "badge": " · ".join(badges)}
+            "outcome": "failed" if failed else "retried" if node.attempts > 1 else node.phase,
+            "badge": " · ".join(badges),
+            "hover": f"{row} ({clean(node.node_type or 'node', 60)}, {node.phase}) from "
+                     f"+{duration(node.start_offset_ms)}: " + ", ".join(badges)}
 
 
 def _row_of(call, at: float | None, drawn: list, rows: list[str]) -> str | None:
