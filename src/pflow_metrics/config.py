@@ -68,6 +68,18 @@ def pricing_file() -> Path:
     return Path(os.environ.get(PRICING_ENV) or pflow_home() / "pricing.toml").expanduser()
 
 
+LLM_USER_PATH_ENV = "LLM_USER_PATH"  # llm's own variable: where llm keeps logs.db
+
+
+def llm_logs_db() -> Path:
+    """llm's logs database, where `llm logs path` finds it: $LLM_USER_PATH/logs.db, else in
+    llm's app directory. Not llm.user_dir(), which creates the directory."""
+    import click  # typer's own dependency; only `ingest --from llm` asks
+
+    base = os.environ.get(LLM_USER_PATH_ENV)
+    return (Path(base) if base else Path(click.get_app_dir("io.datasette.llm"))) / "logs.db"
+
+
 def sqlite_busy_timeout_ms() -> int:
     """How long a SQLite writer waits for another one (default 30 s)."""
     return _whole_number(BUSY_TIMEOUT_ENV, 30_000, 24 * 3600 * 1000)
