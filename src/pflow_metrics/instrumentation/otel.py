@@ -190,7 +190,7 @@ def _run_attributes(record: RunRecord) -> dict[str, Any]:
         "pflow.unpriced_calls": record.unpriced_calls,
     }
     for key, value in record.tags.items():
-        attributes[_text(f"pflow.tag.{key}")] = _text(value)
+        attributes[_text(f"pflow.tag.{key}")] = _text(redact_text(value))
     return attributes
 
 
