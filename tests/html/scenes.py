@@ -20,7 +20,8 @@ from pflow_metrics.record import LLMCallRecord, NodeRecord, RunRecord, new_run_r
 CHROMIUM = "/usr/bin/chromium"
 
 WORKFLOWS = {  # workflow: (its nodes, the models its LLM nodes call, runs a day, typical ms)
-    "nightly-digest": (["fetch-feeds", "summarize", "title", "publish"], ["claude-sonnet-4", "claude-haiku-4"], 12, 9000),
+    "nightly-digest": (["fetch-feeds", "summarize", "title", "publish"], ["claude-sonnet-4", "claude-haiku-4"], 12,
+                       9000),
     "pr-triage": (["read-diff", "classify", "label"], ["gpt-4o-mini"], 40, 2500),
     "support-reply": (["load-ticket", "draft", "review", "send"], ["gpt-4o", "gpt-4o-mini"], 25, 6000),
     "release-notes": (["collect-commits", "group", "write"], ["claude-sonnet-4"], 2, 20000),
@@ -68,7 +69,8 @@ def _run(rng: random.Random, workflow: str, nodes: list[str], models: list[str],
         record.nodes.append(node)
         if index % 2 == 1 or batch:
             for _ in range(node.items or 1):
-                record.llm_calls.append(_call(rng, node_id, rng.choice(models), started + timedelta(milliseconds=offset)))
+                at = started + timedelta(milliseconds=offset)
+                record.llm_calls.append(_call(rng, node_id, rng.choice(models), at))
         offset += took
         if index == failed_at:
             break
@@ -200,8 +202,8 @@ def look(page_file: Path, screenshot: Path, dark: bool = False, width: int = 128
             seen.hover = page.evaluate("() => [...document.querySelectorAll('figure.chart svg title')]"
                                        ".map(title => title.textContent)")
             seen.text = page.inner_text("body")
-            seen.colours = tuple(page.evaluate(
-                "() => { const style = getComputedStyle(document.body); return [style.color, style.backgroundColor]; }"))
+            seen.colours = tuple(page.evaluate("() => [getComputedStyle(document.body).color, "
+                                               "getComputedStyle(document.body).backgroundColor]"))
             page.screenshot(path=str(screenshot), full_page=height is None)
         finally:
             browser.close()

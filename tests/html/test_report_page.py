@@ -238,7 +238,7 @@ def test_a_run_of_thousands_of_executions_and_huge_names_stays_a_bounded_page(tm
     record = make_run(long_name, nodes=0, calls=[])
     record.nodes = [NodeRecord(f"step-{i % 7}", "Node", "workflow", 2.0, start_offset_ms=i * 2.0) for i in range(5_000)]
     record.llm_calls = [LLMCallRecord(node_id=f"step-{i % 7}", model=long_name, input_tokens=10**10,
-                                      cost_usd=Decimal("10000"), started_at=record.started_at + timedelta(milliseconds=i))
+                                      cost_usd=Decimal("10000"), started_at=record.started_at + timedelta(seconds=i))
                         for i in range(3_000)]
     page = run_page(record)
     chart = page[page.index("<svg"):page.index("</svg>")]
@@ -255,3 +255,13 @@ def test_a_run_that_ran_no_node_says_so(tmp_path):
     record.duration_ms = None
     page = run_page(record)
     assert "No node ran in this run." in page and "<svg" not in page
+
+
+def test_calls_of_a_node_that_has_no_execution_share_one_row_of_their_own():
+    from pflow_metrics.html import run_page
+
+    record = make_run(nodes=1, calls=[{"node_id": "reported-later"}, {"node_id": "reported-later"}, {}])
+    page = run_page(record)
+    chart = page[page.index("<svg"):page.index("</svg>")]
+    assert "Y-axis for a discrete scale with 2 values: step-0, reported-later (calls)" in chart
+    assert chart.count("LLM call gpt-4o in reported-later (calls)") == 2

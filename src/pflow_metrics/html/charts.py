@@ -47,6 +47,8 @@ def svg(spec: dict[str, Any]) -> str:
     return re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", drawn, count=2)
 
 
+OUTCOME_SCALE = {"domain": ["workflow", "planner", "retried", "failed"],
+                 "range": [STATUS_COLOURS["success"], PALETTE[0], PALETTE[1], STATUS_COLOURS["failed"]]}
 HOVER = {"description": {"field": "hover"}}  # a mark's hover text (page.SCRIPT): the row's "hover"
 LABEL = {"type": "text", "align": "left", "dx": 4, "fill": "currentColor", "fontSize": 11, "aria": False}
 
@@ -106,9 +108,7 @@ def waterfall(spans: list[dict[str, Any]], calls: list[dict[str, Any]], rows: li
              "y": y,
              "x": {"field": "start", "type": "quantitative", "title": "ms since the run started"},
              "x2": {"field": "end"},
-             "color": {"field": "outcome", "type": "nominal", "title": None,
-                       "scale": {"domain": ["workflow", "planner", "retried", "failed"],
-                                 "range": [STATUS_COLOURS["success"], PALETTE[0], PALETTE[1], STATUS_COLOURS["failed"]]}},
+             "color": {"field": "outcome", "type": "nominal", "title": None, "scale": OUTCOME_SCALE},
              **HOVER,
          }},
         {"data": {"values": spans},

@@ -113,7 +113,8 @@ def chart(title: str, svg: str, note: str = "") -> str:
 
 def card(label: str, value: str, change: str = "") -> str:
     below = f'<div class="change">{text(change)}</div>' if change else ""
-    return f'<div class="card"><div class="label">{text(label)}</div><div class="value">{text(value)}</div>{below}</div>'
+    return (f'<div class="card"><div class="label">{text(label)}</div>'
+            f'<div class="value">{text(value)}</div>{below}</div>')
 
 
 def document(title: str, body: str, data_json: str, data_id: str) -> str:

@@ -68,7 +68,7 @@ def _change(now: Any, before: Any) -> str:
     if now is None or before is None:
         return ""
     if not before:
-        return "previous window: none" if now else "previous window: none either"
+        return "previous window: none"
     change = (Decimal(now) - Decimal(before)) / Decimal(before)
     return f"{change:+.1%} vs previous window" if abs(change) < Decimal("0.1") else f"{change:+.0%} vs previous window"
 

@@ -87,19 +87,21 @@ def _waterfall(record) -> str:
     thinnest = max([*ends, record.duration_ms or 0, 1]) * THINNEST
     spans = [_span(node, row, thinnest) for node, row in zip(drawn, rows)]
     calls = []
+    own_rows: dict[str, str] = {}  # calls of a node no drawn execution is: a row of their own
     for call in record.llm_calls[:MAX_CALLS]:
         at = _offset(record, call)
-        row = _row_of(call, at, drawn, rows)
+        row = _row_of(call, at, drawn, rows) or own_rows.get(call.node_id)
         if row is None:
             if len(rows) >= MAX_ROWS:
                 continue
-            row = labels([*rows, f"{call.node_id} (calls)"])[-1]
+            row = own_rows[call.node_id] = labels([*rows, f"{call.node_id} (calls)"])[-1]
             rows.append(row)
         node = next((n for n, r in zip(drawn, rows) if r == row), None)
         tokens_in = call.input_tokens + call.cache_read_tokens + call.cache_creation_tokens
         calls.append({"row": row, "at": at if at is not None else (node.start_offset_ms if node else 0),
                       "hover": f"LLM call {clean(call.model, 60)} in {row}: {tokens_in:,} tokens in, "
-                               f"{call.output_tokens:,} out, {money(call.cost_usd)}, took {duration(call.duration_ms)}"})
+                               f"{call.output_tokens:,} out, {money(call.cost_usd)}, "
+                               f"took {duration(call.duration_ms)}"})
     note = "Bars are node executions, coloured by phase, orange when they needed retries, red when they " \
            "failed; diamonds are LLM calls. Hover a mark for its figures."
     if len(executions) > MAX_ROWS or len(record.llm_calls) > MAX_CALLS:
