@@ -169,7 +169,7 @@ def test_text_from_the_ledger_is_shown_as_text_never_as_markup(cli, tmp_path, na
     with Ledger.open(str(db)) as ledger:
         ledger.finish_run(record)
     pages = []
-    for command in (["report", "--since", "7d"], ["runs", "show", record.run_id]):
+    for command in (["report", "--since", "7d", "--workflow", name], ["runs", "show", record.run_id]):
         page_file = tmp_path / f"{command[0]}.html"
         code, _, err = cli("--db", db, *command, "--format", "html", "-o", page_file)
         assert code == 0, err
@@ -265,3 +265,12 @@ def test_calls_of_a_node_that_has_no_execution_share_one_row_of_their_own():
     chart = page[page.index("<svg"):page.index("</svg>")]
     assert "Y-axis for a discrete scale with 2 values: step-0, reported-later (calls)" in chart
     assert chart.count("LLM call gpt-4o in reported-later (calls)") == 2
+
+
+def test_an_empty_window_is_a_page_of_notes_not_of_empty_charts(ledger):
+    from pflow_metrics.html import report_page
+
+    window = Filters(since=NOW - timedelta(days=7))
+    page = report_page(report(ledger, window), window, report_breakdown(ledger, window))
+    assert "<svg" not in page and page.count('class="note"') == 6
+    assert '<div class="value">0</div>' in page and '<div class="value">-</div>' in page

@@ -92,7 +92,7 @@ def _headline(report) -> str:
         card("success rate", "-" if report.success_rate is None else f"{report.success_rate:.1%}", not_ok),
         card("cost", money(report.cost_usd, report.cost_is_lower_bound),
              _change(report.cost_usd, previous.cost_usd if previous else None)),
-        card("cost per run", money(report.cost_per_run, report.cost_is_lower_bound),
+        card("cost per run", money(report.cost_per_run, report.cost_is_lower_bound) if report.runs else "-",
              _change(report.cost_per_run, previous_per_run)),
         card("LLM calls", f"{report.llm_calls:,}", _change(report.llm_calls, previous.calls if previous else None)),
         card("tokens", f"{_all_tokens(report.tokens):,}", _change(_all_tokens(report.tokens), previous_tokens)),
