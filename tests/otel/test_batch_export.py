@@ -48,7 +48,8 @@ def test_a_seeded_ledger_arrives_as_one_trace_per_run(cli, ledger_url, otel_env,
     assert root["name"] == "invoke_workflow digest"
     assert root["context"]["span_id"] == format(span_id_of(ok.run_id, "run"), "016x")
     assert (start(root), end(root)) == (ok.started_at, ok.ended_at)
-    assert root["attributes"]["pflow.cost_usd"] == 0.01  # the priced call; the other is unpriced
+    assert root["attributes"]["pflow.cost_usd_lower_bound"] == 0.01  # the priced call; the other is unpriced
+    assert "pflow.cost_usd" not in root["attributes"]
     assert root["attributes"]["pflow.unpriced_calls"] == 1
     ok_spans = [span for span in spans if span["context"]["trace_id"] == trace_hex(ok.run_id)]
     nodes = {span["attributes"]["pflow.node.id"]: span for span in ok_spans if span["name"].startswith("node ")}
@@ -72,6 +73,7 @@ def test_a_seeded_ledger_arrives_as_one_trace_per_run(cli, ledger_url, otel_env,
     assert SECRET not in str(spans) and SECRET[8:] not in str(spans)
 
     assert roots[trace_hex(tagged.run_id)]["attributes"]["pflow.tag.team"] == "growth"
+    assert roots[trace_hex(tagged.run_id)]["attributes"]["pflow.cost_usd"] == 0.01
 
 
 def test_exporting_twice_sends_the_same_traces_again(cli, sqlite_url, otel_env, phoenix):
@@ -111,6 +113,16 @@ def test_an_unreachable_endpoint_is_one_error_line_and_exit_1(cli, sqlite_url, c
     assert lines[-1].startswith(f"pflow-metrics: error: sent 0 runs, then OpenTelemetry export to "
                                 f"http://127.0.0.1:{closed_port}/v1/traces: ")
     assert len(lines) == 1
+
+
+def test_credentials_in_the_endpoint_never_reach_a_message(cli, sqlite_url, closed_port, monkeypatch):
+    monkeypatch.setenv("PFLOW_METRICS_OTEL_TIMEOUT", "0.3")
+    seed(sqlite_url)
+    result = cli("--db", sqlite_url, "export", "--format", "otlp",
+                 "--endpoint", f"http://admin:hunter2@127.0.0.1:{closed_port}/otlp?password=s3cr3t")
+    assert result.exit_code == 1
+    assert "hunter2" not in result.stderr and "s3cr3t" not in result.stderr
+    assert f"127.0.0.1:{closed_port}/otlp/v1/traces?password=" in result.stderr
 
 
 def test_no_runs_in_the_window_sends_nothing(cli, sqlite_url, closed_port):

@@ -185,10 +185,12 @@ def _run_attributes(record: RunRecord) -> dict[str, Any]:
         "gen_ai.workflow.name": _text(record.workflow),
         "pflow.run.id": record.run_id,
         "pflow.run.status": record.status,
-        # OTLP has no decimal type: the nearest double to the ledger's exact amount.
-        "pflow.cost_usd": float(record.priced_cost_usd),
         "pflow.unpriced_calls": record.unpriced_calls,
     }
+    # OTLP has no decimal type: the nearest double to the ledger's exact amount. With unpriced
+    # calls the priced part is only a lower bound, and is named so (unknown is not zero).
+    cost_key = "pflow.cost_usd_lower_bound" if record.unpriced_calls else "pflow.cost_usd"
+    attributes[cost_key] = float(record.priced_cost_usd)
     for key, value in record.tags.items():
         attributes[_text(f"pflow.tag.{key}")] = _text(redact_text(value))
     return attributes
@@ -295,8 +297,11 @@ class SpanBuilder:
 def traces_endpoint(base: str) -> str:
     """The traces URL of an OTLP/HTTP endpoint given as its base (`http://host:4318`), as
     OTEL_EXPORTER_OTLP_ENDPOINT is; a URL already ending in /v1/traces is kept."""
-    base = base.rstrip("/")
-    return base if base.endswith("/v1/traces") else f"{base}/v1/traces"
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(base)
+    path = parts.path.rstrip("/")
+    return urlunsplit(parts._replace(path=path if path.endswith("/v1/traces") else f"{path}/v1/traces"))
 
 
 def new_exporter(endpoint: str | None, timeout: float) -> OTLPSpanExporter:
@@ -323,7 +328,7 @@ def send(exporter: OTLPSpanExporter, spans: list[ReadableSpan]) -> None:
             result = SpanExportResult.FAILURE
     if result is not SpanExportResult.SUCCESS:
         reason = _reason(lines)
-        raise OtelExportError(redact_text(" ".join(f"to {endpoint_of(exporter)}: {reason}".split())))
+        raise OtelExportError(redact_text(" ".join(f"to {endpoint_of(exporter)}: {reason.rstrip('.')}".split())))
 
 
 def _reason(lines: list[str]) -> str:
