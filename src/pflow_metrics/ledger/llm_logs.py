@@ -229,15 +229,14 @@ def _run(run_id: str, conversation: str, rows: list[LoggedResponse], earlier: Ru
     new_calls = []
     for row in rows:
         try:
-            call = _call(row, store_prompts, provider)
+            started_at = _moment(row.datetime_utc)
+            if stored[started_at]:  # in the ledger already: not built nor priced again
+                stored[started_at] -= 1
+                result.already += 1
+                continue
+            new_calls.append(_call(row, started_at, store_prompts, provider))
         except RejectedUsage as problem:
             result.problems.append((row.id, str(problem)))
-            continue
-        if stored[call.started_at]:
-            stored[call.started_at] -= 1
-            result.already += 1
-        else:
-            new_calls.append(call)
     if not new_calls:
         return None
     result.new += len(new_calls)
@@ -272,11 +271,11 @@ def _end(call: LLMCallRecord) -> datetime:
         return last
 
 
-def _call(row: LoggedResponse, store_prompts: bool, provider: Callable[[str], str | None]) -> LLMCallRecord:
+def _call(row: LoggedResponse, started_at: datetime, store_prompts: bool,
+          provider: Callable[[str], str | None]) -> LLMCallRecord:
     """The response as a priced call; RejectedUsage says why it cannot be one."""
     from pflow_metrics.pricing import price_call
 
-    started_at = _moment(row.datetime_utc)
     entry = {
         "model": row.model,
         "resolved_model": row.resolved_model,
