@@ -44,7 +44,7 @@ FAILED = ("failed", "crashed", "budget_exceeded")
 STATUSES = ("ok", "regression", "improved", "insufficient")
 SNAPSHOT_FORMAT = "pflow-metrics-gate-baseline/1"
 MAX_SNAPSHOT_BYTES = 64 * 2**20
-EXACT_WORK = 200_000  # the exact U distribution costs about min(m, n) * m * n steps
+EXACT_WORK = 50_000  # the exact U distribution costs about min(m, n) * m * n steps (20 ms at 50,000)
 EXACT_TIED = 30  # runs in both sets up to which tied values get an exact (permutation) p-value
 _PLACES = Decimal("0.0001")  # changes, rates and per-run means are shown to four places
 
@@ -211,9 +211,11 @@ def _checks(baseline: list[RunValues], candidate: list[RunValues], settings: Set
     shifts = (("cost_per_run", "cost_usd", _mean), ("tokens_per_run", "tokens", _mean),
               ("llm_calls_per_run", "llm_calls", _mean), ("duration_p50_ms", "duration_ms", _percentile(0.5)),
               ("duration_p95_ms", "duration_ms", _percentile(0.95)))
+    p_values: dict[str, dict[bool, float]] = {name: {} for _, name, _ in shifts}  # p50 and p95 share theirs
     with localcontext() as context:
         context.prec = 60  # room for any ratio of in-range values (2**63 tokens over 0.0001) at four places
-        checks = [_shift_check(metric, values(baseline, name), values(candidate, name), measure, settings)
+        checks = [_shift_check(metric, values(baseline, name), values(candidate, name), measure, settings,
+                               p_values[name])
                   for metric, name, measure in shifts]
         return [*checks, _failure_check(baseline, candidate, settings)]
 
@@ -239,7 +241,10 @@ def _decimal(value: Any) -> Decimal:
     return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
 
 
-def _shift_check(metric: str, baseline: list, candidate: list, measure, settings: Settings) -> Check:
+def _shift_check(metric: str, baseline: list, candidate: list, measure, settings: Settings,
+                 p_values: dict[bool, float]) -> Check:
+    """A comparison of means or percentiles; `p_values` keeps the test's answer for each
+    direction (up: True), for the next check on the same values."""
     limit = settings.limits[metric]
     before = measure(baseline) if baseline else None
     after = measure(candidate) if candidate else None
@@ -249,7 +254,10 @@ def _shift_check(metric: str, baseline: list, candidate: list, measure, settings
     if min(len(baseline), len(candidate)) < settings.min_runs:
         return Check(metric, before, after, change, limit, None, "insufficient")
     worse = after > before
-    p_value = mann_whitney_p(candidate, baseline) if worse or after == before else mann_whitney_p(baseline, candidate)
+    upward = worse or after == before
+    if upward not in p_values:
+        p_values[upward] = mann_whitney_p(candidate, baseline) if upward else mann_whitney_p(baseline, candidate)
+    p_value = p_values[upward]
     significant = p_value < float(1 - settings.confidence)
     if worse and after > before * (1 + limit) and significant:
         status = "regression"
