@@ -207,3 +207,17 @@ def test_extreme_but_valid_values_are_kept_within_the_ledgers_limits(cli, sqlite
     # What the import stored is a valid record: another ledger takes it as it is.
     code, out, err = cli("--db", tmp_path / "copy.db", "ingest", exported)
     assert (code, err) == (0, "") and out == "ingested 1 runs\n"
+
+
+def test_a_database_llm_keeps_locked_is_exit_1_and_can_be_tried_again(cli, sqlite_url, llm_cli, llm_home, monkeypatch):
+    llm_cli("-m", "echo", "one")
+    monkeypatch.setenv("PFLOW_SQLITE_BUSY_TIMEOUT_MS", "100")
+    holder = sqlite3.connect(llm_home / "logs.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # a writer in the middle of its commit, for longer than we wait
+    try:
+        code, out, err = cli("--db", sqlite_url, "ingest", "--from", "llm")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert (code, out) == (1, "") and "stayed locked" in err and err.count("\n") == 1
+    assert cli("--db", sqlite_url, "ingest", "--from", "llm").stdout.startswith("imported 1 new")
