@@ -1,7 +1,9 @@
 """Opening a ledger: the engine, SQLite settings for many writers, and the schema check.
 
 Checking that a ledger is at head reads `alembic_version` with plain SQL, so opening an
-up-to-date ledger never imports Alembic. Only a ledger that needs upgrading does.
+up-to-date ledger never imports Alembic. Only a ledger that needs upgrading does. This module
+imports no SQLAlchemy until an engine is made: a SQLite ledger opened only for reading is
+checked and read with the stdlib sqlite3 module (`check_sqlite_ledger`, `connect_sqlite`).
 
 A database is ours when its `alembic_version` holds one of REVISIONS, and empty when it has no
 tables at all. Anything else is another application's database: it is refused (LedgerError,
@@ -20,13 +22,15 @@ import sqlite3
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
-
-from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from pflow_metrics.config import PRIVATE_FILE_MODE, private_dir, sqlite_busy_timeout_ms, sqlite_path
 from pflow_metrics.errors import LedgerError, LedgerUnavailable
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.exc import DBAPIError
 
 # Every revision in migrations/versions, oldest first. A test checks this against Alembic.
 REVISIONS = ("0001", "0002", "0003")
@@ -56,6 +60,14 @@ def create_ledger_engine(url: str, *, create: bool = True) -> Engine:
         path = sqlite_path(url)
         if path is not None:
             _prepare_sqlite_file(path, create)
+    return new_engine(url)
+
+
+def new_engine(url: str) -> Engine:
+    """The SQLAlchemy engine for `url`, with no check of what is there (create_ledger_engine)."""
+    from sqlalchemy import create_engine, event
+
+    if url.startswith("sqlite"):
         engine = create_engine(url)
         event.listen(engine, "connect", _configure_sqlite_connection)
         event.listen(engine, "begin", _begin_sqlite_transaction)
@@ -66,6 +78,28 @@ def create_ledger_engine(url: str, *, create: bool = True) -> Engine:
         return create_engine(url, pool_pre_ping=True)
     except Exception as exc:  # unknown dialect, bad URL, missing driver
         raise LedgerError(f"cannot use ledger URL {redact_url(url)}: {exc}") from None
+
+
+def check_sqlite_ledger(path: Path) -> None:
+    """What Ledger.open(upgrade=False, create=False) checks of a SQLite file, without
+    SQLAlchemy: NoLedger when there is none, LedgerError when it is not SQLite, not ours, or
+    of another schema than this pflow-metrics' (newer, or older: run `db upgrade`)."""
+    found = _prepare_sqlite_file(path, create=False)
+    if found not in REVISIONS:
+        raise _newer_error(str(path), found)
+    if found != HEAD_REVISION:
+        raise older_error(str(path), found)
+
+
+def connect_sqlite(path: Path):
+    """A stdlib sqlite3 connection to the ledger file with the settings every connection of
+    ours has; transactions are begun explicitly (BEGIN, BEGIN IMMEDIATE)."""
+    try:
+        conn = sqlite3.connect(path, timeout=sqlite_busy_timeout_ms() / 1000, check_same_thread=False)
+        _configure_sqlite_connection(conn, None)
+    except sqlite3.Error as exc:
+        raise describe_sqlite_error(str(path), exc) from None
+    return conn
 
 
 def write_connection(engine: Engine):
@@ -98,9 +132,9 @@ def _begin_sqlite_transaction(connection) -> None:
     connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-def _prepare_sqlite_file(path: Path, create: bool = True) -> None:
+def _prepare_sqlite_file(path: Path, create: bool = True) -> str | None:
     """Refuse a file that is not SQLite, or not ours, before SQLite touches it; create a new
-    one private (only with `create`)."""
+    one private (only with `create`). Returns the revision found (None: new or empty)."""
     if path.exists():
         if path.is_dir():
             raise LedgerError(f"ledger {path} is a directory, not a SQLite database")
@@ -118,7 +152,7 @@ def _prepare_sqlite_file(path: Path, create: bool = True) -> None:
                 f"ledger {path} can be read by other users; `chmod 600 {path}` keeps prompts and costs private",
                 stacklevel=4,
             )
-        return
+        return found
     if not create:
         raise NoLedger(f"no ledger at {path}", missing=True)
     try:
@@ -126,6 +160,7 @@ def _prepare_sqlite_file(path: Path, create: bool = True) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, PRIVATE_FILE_MODE))
     except OSError as exc:
         raise LedgerUnavailable(f"cannot create ledger {path}: {exc.strerror}") from None
+    return None
 
 
 def _sqlite_file_revision(path: Path) -> str | None:
@@ -179,16 +214,24 @@ def _classify(where: str, names: set[str], revision: str | None, newer_ok: bool 
         if revision is not None and str(revision).isdigit() and "runs" in names:
             if newer_ok:
                 return revision
-            raise LedgerError(
-                f"ledger {where} was written by a newer pflow-metrics (schema {revision}); "
-                "upgrade pflow-metrics to use it"
-            )
+            raise _newer_error(where, revision)
     shown = ", ".join(name[:40] if name.isprintable() else repr(name[:40]) for name in sorted(names)[:3])
     shown += ", ..." if len(names) > 3 else ""
     raise LedgerError(
         f"{where} is not a pflow-metrics ledger (it holds other tables: {shown}); it was left untouched: "
         "name a pflow-metrics ledger or a new file with --db or $PFLOW_METRICS_DB"
     )
+
+
+def _newer_error(where: str, revision: str | None) -> LedgerError:
+    return LedgerError(f"ledger {where} was written by a newer pflow-metrics (schema {revision}); "
+                       "upgrade pflow-metrics to use it")
+
+
+def older_error(where: str, revision: str | None) -> LedgerError:
+    """For readers, which never upgrade a ledger."""
+    return LedgerError(f"ledger {where} has schema {revision}, older than this pflow-metrics "
+                       f"({HEAD_REVISION}); run `pflow-metrics db upgrade` (or record a run) first")
 
 
 def redact_url(url: str) -> str:
@@ -209,6 +252,8 @@ def redact_url(url: str) -> str:
 
 def current_revision(engine: Engine) -> str | None:
     """The ledger's schema revision, or None for an empty database."""
+    from sqlalchemy import text
+
     with engine.connect() as conn:
         if not engine.dialect.has_table(conn, "alembic_version"):
             return None
@@ -236,6 +281,9 @@ def ensure_schema(engine: Engine, upgrade: bool = True, create: bool = True) -> 
 def _checked_revision(engine: Engine) -> str | None:
     """The ledger's revision, None when the database has no tables; LedgerError when it is
     not ours (see _classify)."""
+    from sqlalchemy import inspect, text
+    from sqlalchemy.exc import DBAPIError
+
     try:
         with engine.connect() as conn:
             if engine.dialect.name == "sqlite":
@@ -266,6 +314,8 @@ def _schema_lock(engine: Engine) -> Iterator[None]:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
     elif engine.dialect.name == "postgresql":
+        from sqlalchemy import text
+
         with engine.connect() as conn:
             conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK})
             try:
@@ -278,7 +328,8 @@ def _schema_lock(engine: Engine) -> Iterator[None]:
 
 
 def describe_location(engine: Engine) -> str:
-    path = sqlite_path(engine.url.render_as_string(hide_password=False))
+    """The ledger's file (a URI URL's too: `file:/x.db?mode=ro`), or its URL with no password."""
+    path = sqlite_path(f"sqlite:///{engine.url.database or ''}") if engine.dialect.name == "sqlite" else None
     return str(path) if path is not None else redact_url(str(engine.url))
 
 
@@ -286,17 +337,28 @@ def describe_db_error(engine: Engine, exc: DBAPIError) -> Exception:
     """Turn a driver error into one line: a damaged file is a LedgerError (exit 2, file left
     alone); a lock, a full disk or a server that is down is LedgerUnavailable. The driver's
     text can quote the URL or conninfo (`password=...`): it is redacted."""
+    from sqlalchemy.exc import OperationalError
+
+    detail = str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
+    return _ledger_error(describe_location(engine), engine.dialect.name, detail,
+                         isinstance(exc, OperationalError) or exc.connection_invalidated)
+
+
+def describe_sqlite_error(where: str, exc: sqlite3.Error) -> Exception:
+    """describe_db_error for the stdlib sqlite3 module's errors."""
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return _ledger_error(where, "sqlite", detail, isinstance(exc, sqlite3.OperationalError))
+
+
+def _ledger_error(where: str, dialect: str, detail: str, operational: bool) -> Exception:
     from pflow_metrics.redaction import redact_text
 
-    detail = redact_text(str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc))
-    where = describe_location(engine)
-    if engine.dialect.name == "sqlite" and any(
-        marker in detail for marker in ("not a database", "malformed", "file is encrypted")
-    ):
+    detail = redact_text(detail)
+    if dialect == "sqlite" and any(marker in detail for marker in ("not a database", "malformed", "file is encrypted")):
         return LedgerError(f"ledger {where} is damaged or not a SQLite database: {detail}")
     if "integer overflow" in detail:  # only values written around pflow-metrics' limits can do it
         return LedgerError(f"ledger {where}: a total is past 64 bits and cannot be added up exactly "
                            f"(were rows written outside pflow-metrics?)")
-    if isinstance(exc, OperationalError) or exc.connection_invalidated:
+    if operational:
         return LedgerUnavailable(f"ledger {where} cannot be used now: {detail}")
     return LedgerError(f"ledger {where}: {detail}")

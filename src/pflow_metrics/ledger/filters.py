@@ -1,23 +1,19 @@
-"""What a query asks for: the window and filters, as SQL conditions with bound parameters.
+"""What a query asks for: the window and filters, as SQL conditions with bound parameters
+(ledger/sql.py), the one definition every query of the ledger uses.
 
 Every condition gives the same runs on SQLite and PostgreSQL. Workflow globs (`*`, `?`) become
 LIKE patterns, at most MAX_PATTERN characters each (SQLite refuses LIKE patterns past 50,000
 bytes; an escaped pattern of 1,000 characters stays under 8,000). Tag keys are data, never a
-JSON path: SQLite's paths cannot quote a key holding `"`, so there a key is looked up with
-json_each instead.
+JSON path (sql.tag_value). This module imports no SQLAlchemy.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import String, exists, literal, or_
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
-
 from pflow_metrics.errors import UsageError
-from pflow_metrics.ledger.store import CALLS, RUNS
+from pflow_metrics.ledger.sql import Sql, any_of, like, tag_value
 
 MAX_PATTERN = 1_000  # characters in one --workflow pattern
 # The CI context's commit and branch match --tag like tags: `--tag git_sha=abc` finds a run
@@ -41,60 +37,50 @@ class Filters:
                                  f"at most {MAX_PATTERN:,} are taken")
 
 
-class json_text(FunctionElement):
-    """The text at a top-level key of a JSON object column (NULL when it has no such key), the
-    key bound as data: `->>` on PostgreSQL, a json_each lookup on SQLite."""
-
-    type = String()
-    name = "json_text"
-    inherit_cache = True
-
-
-@compiles(json_text)
-def _json_text(element, compiler, **kw) -> str:
-    column, key = (compiler.process(clause, **kw) for clause in element.clauses)
-    return f"({column} ->> {key})"
-
-
-@compiles(json_text, "sqlite")
-def _json_text_sqlite(element, compiler, **kw) -> str:
-    column, key = (compiler.process(clause, **kw) for clause in element.clauses)
-    return f"(SELECT pair.value FROM json_each({column}) AS pair WHERE pair.key = {key})"
+def escape_like(text: str) -> str:
+    """Text that LIKE (with ESCAPE '\\') matches literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def glob_to_like(pattern: str) -> str:
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
+    return escape_like(pattern).replace("*", "%").replace("?", "_")
 
 
-def workflow_condition(column, patterns: list[str]):
-    return or_(*(column.like(glob_to_like(pattern), escape="\\") for pattern in patterns))
+def workflow_condition(column: str, patterns: list[str]) -> Sql:
+    return any_of([like(column, glob_to_like(pattern)) for pattern in patterns])
 
 
-def run_conditions(filters: Filters) -> list:
+def window_condition(filters: Filters) -> list[Sql]:
+    """A run is in the window by its start."""
+    return [*([Sql("runs.started_at >= ?", (filters.since,))] if filters.since is not None else []),
+            *([Sql("runs.started_at < ?", (filters.until,))] if filters.until is not None else [])]
+
+
+def ranges_condition(ranges: list[tuple[datetime, datetime]]) -> Sql:
+    """Runs that started in any of these [start, end) ranges."""
+    return any_of([Sql("runs.started_at >= ? AND runs.started_at < ?", (start, end)) for start, end in ranges])
+
+
+def run_conditions(filters: Filters, dialect: str) -> list[Sql]:
     """Conditions on runs: a run is in the window by its start; --model keeps runs that called it."""
-    conditions = []
-    if filters.since is not None:
-        conditions.append(RUNS.c.started_at >= filters.since)
-    if filters.until is not None:
-        conditions.append(RUNS.c.started_at < filters.until)
+    conditions = window_condition(filters)
     if filters.workflows:
-        conditions.append(workflow_condition(RUNS.c.workflow, filters.workflows))
+        conditions.append(workflow_condition("runs.workflow", filters.workflows))
     if filters.status:
-        conditions.append(RUNS.c.status == filters.status)
+        conditions.append(Sql("runs.status = ?", (filters.status,)))
     for key, value in filters.tags.items():
-        tag = json_text(RUNS.c.tags, literal(key, String)) == value
+        tag = tag_value(dialect, key) + Sql(" = ?", (value,))
         ci_column = CI_TAGS.get(key)
-        conditions.append(or_(tag, RUNS.c[ci_column] == value) if ci_column else tag)
+        conditions.append(any_of([tag, Sql(f"runs.{ci_column} = ?", (value,))]) if ci_column else tag)
     if filters.model:
-        conditions.append(exists().where(CALLS.c.run_id == RUNS.c.id, CALLS.c.model == filters.model))
+        conditions.append(Sql("EXISTS (SELECT 1 FROM llm_calls WHERE llm_calls.run_id = runs.id "
+                              "AND llm_calls.model = ?)", (filters.model,)))
     return conditions
 
 
-def call_conditions(filters: Filters) -> list:
+def call_conditions(filters: Filters, dialect: str) -> list[Sql]:
     """Conditions on calls joined to their runs: --model keeps only that model's calls."""
-    conditions = run_conditions(Filters(filters.since, filters.until, filters.workflows, None, filters.status,
-                                        filters.tags))
+    conditions = run_conditions(replace(filters, model=None), dialect)
     if filters.model:
-        conditions.append(CALLS.c.model == filters.model)
+        conditions.append(Sql("llm_calls.model = ?", (filters.model,)))
     return conditions

@@ -1,5 +1,6 @@
 """Cross-run questions, answered with SQL the CLI never writes: cost by key, reports, budgets,
-run lists, export and prune. Every filter is a bound parameter.
+run lists, export and prune. Every filter is a bound parameter. The SQL is text shared by both
+engines (ledger/sql.py), so that this module imports no SQLAlchemy.
 
 A run belongs to a window by its start time; its calls go with it. `cost_by` and `report` read
 roll-ups (ledger/rollups.py), so their time grows with the window, not with the ledger.
@@ -13,12 +14,11 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import distinct, func, select
-
 from pflow_metrics.ledger.filters import Filters, call_conditions, run_conditions
-from pflow_metrics.ledger.rollups import CALL_KEYS, TOKEN_COLUMNS, TOTALS, day_expression, group, window_rows
+from pflow_metrics.ledger.rollups import CALL_KEYS, TOKEN_COLUMNS, TOTALS, group, window_rows
 from pflow_metrics.ledger.sketch import Sketch
-from pflow_metrics.ledger.store import CALLS, RUNS, Ledger
+from pflow_metrics.ledger.sql import Sql, all_of, utc_day_sql
+from pflow_metrics.ledger.store import Ledger
 from pflow_metrics.money import ZERO, from_nanos, ratio, usd
 from pflow_metrics.record import RunRecord, utcnow
 from pflow_metrics.timewindow import EARLIEST
@@ -98,28 +98,31 @@ def cost_by(ledger: Ledger, filters: Filters, keys: list[str]) -> dict[str, Any]
 def _runs_by_call_keys(ledger: Ledger, filters: Filters, keys: list[str]) -> tuple[dict[tuple, int], int]:
     """Distinct runs per group when the keys name two or more call properties: the roll-ups
     count runs for one call key at a time, so these come from the calls themselves."""
-    def column(key: str):  # named as in roll-up rows, so that _key_value reads them alike
-        if key in CALL_KEYS:
-            return CALLS.c[CALL_KEYS[key]]
-        return RUNS.c.workflow if key == "workflow" else day_expression(ledger.engine.dialect.name).label("period")
+    with ledger.sql() as conn:
+        def column(key: str) -> tuple[str, str]:  # named as in roll-up rows, so that _key_value reads them alike
+            if key in CALL_KEYS:
+                return f"llm_calls.{CALL_KEYS[key]}", CALL_KEYS[key]
+            return ("runs.workflow", "workflow") if key == "workflow" else (utc_day_sql(conn.dialect), "period")
 
-    grouping = list({c.name: c for c in map(column, keys)}.values())  # day, week and month share "period"
-    joined = CALLS.join(RUNS, CALLS.c.run_id == RUNS.c.id)
-    with ledger.reading() as conn:
-        rows = [dict(row._mapping) for row in conn.execute(
-            select(*grouping, func.count(distinct(CALLS.c.run_id)).label("runs"))
-            .select_from(joined).where(*call_conditions(filters)).group_by(*grouping))]
-        total = conn.execute(select(func.count(distinct(CALLS.c.run_id))).select_from(joined)
-                             .where(*call_conditions(filters))).scalar()
+        grouping = dict(map(column, keys))  # day, week and month share "period"
+        where = Sql(" FROM llm_calls JOIN runs ON llm_calls.run_id = runs.id WHERE ") \
+            + all_of(call_conditions(filters, conn.dialect))
+        selected = ", ".join(f"{expression} AS {name}" for expression, name in grouping.items())
+        rows = conn.dicts(Sql(f"SELECT {selected}, count(DISTINCT llm_calls.run_id) AS runs") + where
+                          + f" GROUP BY {', '.join(grouping)}")
+        total = conn.scalar(Sql("SELECT count(DISTINCT llm_calls.run_id)") + where)
     return {index: row["runs"] for index, row in _group_by(rows, keys, ("runs",)).items()}, total
 
 
+def _runs_where(filters: Filters, dialect: str) -> Sql:
+    return Sql(" FROM runs WHERE ") + all_of(run_conditions(filters, dialect))
+
+
 def list_runs(ledger: Ledger, filters: Filters, limit: int = 20) -> list[dict[str, Any]]:
-    query = (select(RUNS.c.id, RUNS.c.workflow, RUNS.c.status, RUNS.c.started_at, RUNS.c.duration_ms,
-                    RUNS.c.cost_nanousd, RUNS.c.unpriced_calls, RUNS.c.input_tokens, RUNS.c.output_tokens, RUNS.c.error)
-             .where(*run_conditions(filters)).order_by(RUNS.c.started_at.desc()).limit(limit))
-    with ledger.reading() as conn:
-        rows = [dict(row._mapping) for row in conn.execute(query)]
+    with ledger.sql() as conn:
+        rows = conn.dicts(Sql("SELECT id, workflow, status, started_at, duration_ms, cost_nanousd, unpriced_calls, "
+                              "input_tokens, output_tokens, error") + _runs_where(filters, conn.dialect)
+                          + Sql(" ORDER BY started_at DESC LIMIT ?", (limit,)))
     for row in rows:  # cost_usd: what the priced calls cost (a lower bound when unpriced_calls > 0)
         row["cost_usd"] = from_nanos(row.pop("cost_nanousd") or 0)
     return rows
@@ -127,8 +130,8 @@ def list_runs(ledger: Ledger, filters: Filters, limit: int = 20) -> list[dict[st
 
 def count_runs(ledger: Ledger, filters: Filters) -> int:
     """How many runs match."""
-    with ledger.reading() as conn:
-        return conn.execute(select(func.count()).select_from(RUNS).where(*run_conditions(filters))).scalar()
+    with ledger.sql() as conn:
+        return conn.scalar(Sql("SELECT count(*)") + _runs_where(filters, conn.dialect))
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -350,19 +353,22 @@ def report_breakdown(ledger: Ledger, filters: Filters) -> ReportBreakdown:
     )
 
 
+def _of_run(value: str, filters: Filters) -> Sql:
+    """A figure of each run's calls (of --model's only, with it): correlated per run, not a
+    GROUP BY, which SQLite would answer by walking every run in id order."""
+    return Sql(f"(SELECT {value} FROM llm_calls WHERE llm_calls.run_id = runs.id"
+               + (" AND llm_calls.model = ?)" if filters.model else ")"), (filters.model,) if filters.model else ())
+
+
+PRICED = "coalesce(sum(llm_calls.cost_nanousd), 0)"
+UNPRICED = "count(llm_calls.id) - count(llm_calls.cost_nanousd)"
+
+
 def spend(ledger: Ledger, filters: Filters) -> dict[str, Any]:
     """Priced spend (exact) and unpriced call count in the window, and each run's own."""
-    def of_run(*conditions):
-        # Correlated per run, not a GROUP BY: SQLite would walk every run in id order to group.
-        return select(*conditions).where(CALLS.c.run_id == RUNS.c.id,
-                                         *([CALLS.c.model == filters.model] if filters.model else [])).scalar_subquery()
-
-    with ledger.reading() as conn:
-        runs = [dict(row._mapping) for row in conn.execute(
-            select(RUNS.c.id, RUNS.c.workflow, RUNS.c.started_at,
-                   of_run(func.coalesce(func.sum(CALLS.c.cost_nanousd), 0)).label("cost_nanousd"),
-                   of_run(func.count(CALLS.c.id) - func.count(CALLS.c.cost_nanousd)).label("unpriced_calls"))
-            .where(*run_conditions(filters)))]
+    with ledger.sql() as conn:
+        runs = conn.dicts(Sql("SELECT id, workflow, started_at, ") + _of_run(PRICED, filters) + " AS cost_nanousd, "
+                          + _of_run(UNPRICED, filters) + " AS unpriced_calls" + _runs_where(filters, conn.dialect))
     for run in runs:
         run["cost_usd"] = from_nanos(run.pop("cost_nanousd"))
         run["unpriced_calls"] = int(run["unpriced_calls"])
@@ -370,43 +376,19 @@ def spend(ledger: Ledger, filters: Filters) -> dict[str, Any]:
             "unpriced_calls": sum(run["unpriced_calls"] for run in runs), "runs": runs}
 
 
-def iter_records(ledger: Ledger, filters: Filters, chunk: int = 500) -> Iterator[RunRecord]:
-    """Run records in the window, oldest first, read a chunk at a time."""
-    with ledger.reading() as conn:
-        ids = [run_id for (run_id,) in conn.execute(
-            select(RUNS.c.id).where(*run_conditions(filters)).order_by(RUNS.c.started_at))]
-    for start in range(0, len(ids), chunk):
-        yield from ledger.iter_runs(ids[start:start + chunk])
-
-
-def prune(ledger: Ledger, older_than: timedelta, dry_run: bool = False) -> int:
-    """Delete runs (with their nodes and calls) that started before now - older_than."""
-    cutoff = utcnow() - older_than
-    with ledger.reading() as conn:
-        count = conn.execute(select(func.count()).select_from(RUNS).where(RUNS.c.started_at < cutoff)).scalar()
-    if count and not dry_run:
-        ledger.delete_runs_started_before(cutoff)
-    return count
-
-
 def run_values(ledger: Ledger, filters: Filters) -> list[dict[str, Any]]:
     """One dict per matching run, oldest first: run_id, workflow, status, started_at,
     duration_ms, llm_calls, tokens (every kind summed), cost_usd (what its priced calls cost,
     exact), unpriced_calls and tags. With --model, the call figures are that model's calls."""
-    def of_run(value):
-        return select(value).where(CALLS.c.run_id == RUNS.c.id,
-                                   *([CALLS.c.model == filters.model] if filters.model else [])).scalar_subquery()
-
-    tokens = sum(CALLS.c[name] for name in TOKEN_COLUMNS)
-    with ledger.reading() as conn:
-        rows = [dict(row._mapping) for row in conn.execute(
-            select(RUNS.c.id.label("run_id"), RUNS.c.workflow, RUNS.c.status, RUNS.c.started_at, RUNS.c.duration_ms,
-                   of_run(func.count(CALLS.c.id)).label("llm_calls"),
-                   of_run(func.coalesce(func.sum(tokens), 0)).label("tokens"),
-                   of_run(func.coalesce(func.sum(CALLS.c.cost_nanousd), 0)).label("cost_nanousd"),
-                   of_run(func.count(CALLS.c.id) - func.count(CALLS.c.cost_nanousd)).label("unpriced_calls"),
-                   RUNS.c.tags)
-            .where(*run_conditions(filters)).order_by(RUNS.c.started_at, RUNS.c.id))]
+    tokens = " + ".join(f"llm_calls.{name}" for name in TOKEN_COLUMNS)
+    with ledger.sql() as conn:
+        rows = conn.dicts(
+            Sql("SELECT id AS run_id, workflow, status, started_at, duration_ms, ")
+            + _of_run("count(llm_calls.id)", filters) + " AS llm_calls, "
+            + _of_run(f"coalesce(sum({tokens}), 0)", filters) + " AS tokens, "
+            + _of_run(PRICED, filters) + " AS cost_nanousd, "
+            + _of_run(UNPRICED, filters) + " AS unpriced_calls, tags"
+            + _runs_where(filters, conn.dialect) + " ORDER BY started_at, id")
     for row in rows:
         row["cost_usd"] = from_nanos(row.pop("cost_nanousd"))
         row["tags"] = dict(row["tags"] or {})
@@ -417,3 +399,21 @@ def run_values(ledger: Ledger, filters: Filters) -> list[dict[str, Any]]:
 
 RUN_VALUES = ("run_id", "workflow", "status", "started_at", "duration_ms", "llm_calls", "tokens", "cost_usd",
               "unpriced_calls", "tags")
+
+
+def iter_records(ledger: Ledger, filters: Filters, chunk: int = 500) -> Iterator[RunRecord]:
+    """Run records in the window, oldest first, read a chunk at a time."""
+    with ledger.sql() as conn:
+        ids = [run_id for (run_id,) in conn.rows(Sql("SELECT id") + _runs_where(filters, conn.dialect)
+                                                   + " ORDER BY started_at")]
+    for start in range(0, len(ids), chunk):
+        yield from ledger.iter_runs(ids[start:start + chunk])
+
+
+def prune(ledger: Ledger, older_than: timedelta, dry_run: bool = False) -> int:
+    """Delete runs (with their nodes and calls) that started before now - older_than."""
+    cutoff = utcnow() - older_than
+    count = count_runs(ledger, Filters(until=cutoff))
+    if count and not dry_run:
+        ledger.delete_runs_started_before(cutoff)
+    return count

@@ -20,14 +20,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, distinct, func, literal, null, or_, select, text
-
 from pflow_metrics.errors import LedgerUnavailable
 from pflow_metrics.ledger.engine import REFRESH_LOCK
-from pflow_metrics.ledger.filters import Filters, call_conditions, run_conditions, workflow_condition
-from pflow_metrics.ledger.models import RollupCallRuns, RollupCalls, RollupNodes, RollupRuns
+from pflow_metrics.ledger.filters import Filters, call_conditions, ranges_condition, run_conditions, workflow_condition
 from pflow_metrics.ledger.sketch import ACCURACY, Sketch  # noqa: F401  (ACCURACY: how exact report percentiles are)
-from pflow_metrics.ledger.store import CALLS, DIRTY_DAYS, NODES, RUNS, Ledger, utc_day
+from pflow_metrics.ledger.sql import POSTGRESQL, Sql, all_of, any_of, utc_day_sql, values_in
+from pflow_metrics.ledger.store import Ledger, utc_day
 from pflow_metrics.record import TOKEN_KINDS
 
 TOKEN_COLUMNS = tuple(f"{kind}_tokens" for kind in TOKEN_KINDS)
@@ -35,12 +33,15 @@ TOTALS = ("calls", *TOKEN_COLUMNS, "cost_nanousd", "unpriced_calls")
 # cost --by keys that are properties of a call, and their columns.
 CALL_KEYS = {"model": "model", "provider": "provider", "node": "node_id", "phase": "phase"}
 KEY = ("period", "workflow", "status")
-TABLES = {
-    "runs": RollupRuns.__table__,
-    "calls": RollupCalls.__table__,
-    "call_runs": RollupCallRuns.__table__,
-    "nodes": RollupNodes.__table__,
+# The roll-up tables (ledger/models.py) and their columns but `id`; a test checks them.
+TABLES = {"runs": "rollup_runs", "calls": "rollup_calls", "call_runs": "rollup_call_runs", "nodes": "rollup_nodes"}
+COLUMNS = {
+    "runs": (*KEY, "runs", *TOTALS, "durations"),
+    "calls": (*KEY, "model", "provider", "node_id", "phase", *TOTALS),
+    "call_runs": (*KEY, "dimension", "value", "runs"),
+    "nodes": (*KEY, "node_id", "executions", "durations"),
 }
+SUMMED = ("runs", "executions", *TOTALS)  # columns a month's row sums from its days' rows
 ONE_DAY = timedelta(days=1)
 # More days than this waiting to be rebuilt in one window (a ledger that cannot be written):
 # read the window from raw rows rather than stitch that many ranges into one statement.
@@ -89,13 +90,6 @@ def group(rows: Iterable[dict[str, Any]], keys: Iterable[str], sums: Iterable[st
     return list(groups.values())
 
 
-def day_expression(dialect: str):
-    """The UTC day of a run's start as 'YYYY-MM-DD' text."""
-    if dialect == "sqlite":  # stored as naive UTC text
-        return func.substr(RUNS.c.started_at, 1, 10)
-    return func.to_char(func.timezone("UTC", RUNS.c.started_at), "YYYY-MM-DD")
-
-
 def raw_rows(conn, filters: Filters, ranges: list[tuple[datetime, datetime]],
              tables: Iterable[str] = tuple(TABLES)) -> Rows:
     """Rows per UTC day computed from the runs, calls and node executions of these [start, end)
@@ -105,41 +99,40 @@ def raw_rows(conn, filters: Filters, ranges: list[tuple[datetime, datetime]],
     rows = Rows()
     if not ranges:
         return rows
-    in_ranges = or_(*(and_(RUNS.c.started_at >= start, RUNS.c.started_at < end) for start, end in ranges))
     untimed = replace(filters, since=None, until=None)
-    runs_where = [in_ranges, *run_conditions(untimed)]
-    calls_where = [in_ranges, *call_conditions(untimed)]
-    day = day_expression(conn.dialect.name).label("period")
-    joined = CALLS.join(RUNS, CALLS.c.run_id == RUNS.c.id)
+    runs_where = all_of([ranges_condition(ranges), *run_conditions(untimed, conn.dialect)])
+    calls_where = all_of([ranges_condition(ranges), *call_conditions(untimed, conn.dialect)])
+    period = utc_day_sql(conn.dialect)
+    joined = "llm_calls JOIN runs ON llm_calls.run_id = runs.id"
 
     calls = []
     if tables & {"calls", "runs"}:  # runs rows carry their calls' totals
-        calls = [dict(row._mapping) for row in conn.execute(
-            select(day, RUNS.c.workflow, RUNS.c.status, CALLS.c.model, CALLS.c.provider, CALLS.c.node_id,
-                   CALLS.c.phase, func.count().label("calls"),
-                   *(func.coalesce(func.sum(CALLS.c[name]), 0).label(name) for name in TOKEN_COLUMNS),
-                   func.coalesce(func.sum(CALLS.c.cost_nanousd), 0).label("cost_nanousd"),
-                   func.sum(case((CALLS.c.cost_nanousd.is_(None), 1), else_=0)).label("unpriced_calls"))
-            .select_from(joined).where(*calls_where)
-            .group_by(day, RUNS.c.workflow, RUNS.c.status, CALLS.c.model, CALLS.c.provider, CALLS.c.node_id,
-                      CALLS.c.phase))]
+        keys = f"{period}, runs.workflow, runs.status, llm_calls.model, llm_calls.provider, llm_calls.node_id, " \
+               "llm_calls.phase"
+        sums = ", ".join(f"coalesce(sum(llm_calls.{name}), 0) AS {name}" for name in (*TOKEN_COLUMNS, "cost_nanousd"))
+        calls = conn.dicts(
+            Sql(f"SELECT {period} AS period, runs.workflow, runs.status, llm_calls.model, llm_calls.provider, "
+                f"llm_calls.node_id, llm_calls.phase, count(*) AS calls, {sums}, "
+                f"sum(CASE WHEN llm_calls.cost_nanousd IS NULL THEN 1 ELSE 0 END) AS unpriced_calls "
+                f"FROM {joined} WHERE ") + calls_where + f" GROUP BY {keys}")
     if "calls" in tables:
         rows.calls = calls
 
     if "call_runs" in tables:
         for dimension, column in (("", None), *CALL_KEYS.items()):
-            value = (CALLS.c[column] if column else null()).label("value")
-            grouping = [day, RUNS.c.workflow, RUNS.c.status, *([CALLS.c[column]] if column else [])]
-            rows.call_runs += [{**row._mapping, "dimension": dimension} for row in conn.execute(
-                select(day, RUNS.c.workflow, RUNS.c.status, value, func.count(distinct(CALLS.c.run_id)).label("runs"))
-                .select_from(joined).where(*calls_where).group_by(*grouping))]
+            value = f"llm_calls.{column}" if column else "NULL"
+            grouping = f"{period}, runs.workflow, runs.status" + (f", llm_calls.{column}" if column else "")
+            rows.call_runs += [{**row, "dimension": dimension} for row in conn.dicts(
+                Sql(f"SELECT {period} AS period, runs.workflow, runs.status, {value} AS value, "
+                    f"count(DISTINCT llm_calls.run_id) AS runs FROM {joined} WHERE ") + calls_where
+                + f" GROUP BY {grouping}")]
 
     if "runs" in tables:
         runs: dict[tuple, dict[str, Any]] = {}
-        for period, workflow, status, duration in conn.execute(
-                select(day, RUNS.c.workflow, RUNS.c.status, RUNS.c.duration_ms).where(*runs_where)):
-            row = runs.setdefault((period, workflow, status), {
-                "period": period, "workflow": workflow, "status": status,
+        for period_, workflow, status, duration in conn.rows(
+                Sql(f"SELECT {period}, runs.workflow, runs.status, runs.duration_ms FROM runs WHERE ") + runs_where):
+            row = runs.setdefault((period_, workflow, status), {
+                "period": period_, "workflow": workflow, "status": status,
                 "runs": 0, **dict.fromkeys(TOTALS, 0), "durations": Sketch()})
             row["runs"] += 1
             if duration is not None:
@@ -150,11 +143,11 @@ def raw_rows(conn, filters: Filters, ranges: list[tuple[datetime, datetime]],
 
     if "nodes" in tables:
         nodes: dict[tuple, dict[str, Any]] = {}
-        for period, workflow, status, node_id, duration in conn.execute(
-                select(day, RUNS.c.workflow, RUNS.c.status, NODES.c.node_id, NODES.c.duration_ms)
-                .select_from(NODES.join(RUNS, NODES.c.run_id == RUNS.c.id)).where(*runs_where)):
-            row = nodes.setdefault((period, workflow, status, node_id), {
-                "period": period, "workflow": workflow, "status": status, "node_id": node_id,
+        for period_, workflow, status, node_id, duration in conn.rows(
+                Sql(f"SELECT {period}, runs.workflow, runs.status, node_executions.node_id, node_executions.duration_ms "
+                    "FROM node_executions JOIN runs ON node_executions.run_id = runs.id WHERE ") + runs_where):
+            row = nodes.setdefault((period_, workflow, status, node_id), {
+                "period": period_, "workflow": workflow, "status": status, "node_id": node_id,
                 "executions": 0, "durations": Sketch()})
             row["executions"] += 1
             row["durations"].add(duration)
@@ -176,11 +169,11 @@ def refresh(ledger: Ledger, first_day: str | None = None, end_day: str | None = 
     if not any(map(wanted, dirty)):  # the usual case: no write lock taken
         return dirty
     try:
-        with ledger.writing() as conn:
-            if conn.dialect.name == "postgresql":
+        with ledger.sql(write=True) as conn:
+            if conn.dialect == POSTGRESQL:
                 # Serializes refreshes on PostgreSQL (SQLite's BEGIN IMMEDIATE already does).
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFRESH_LOCK})
-            versions = dict(conn.execute(select(DIRTY_DAYS.c.day, DIRTY_DAYS.c.version)).all())
+                conn.run(f"SELECT pg_advisory_xact_lock({REFRESH_LOCK})")
+            versions = dict(conn.rows("SELECT day, version FROM rollup_dirty_days"))
             todo = {day: version for day, version in versions.items() if wanted(day)}
             if todo:
                 _rebuild(conn, todo, set(versions) - set(todo))
@@ -191,8 +184,8 @@ def refresh(ledger: Ledger, first_day: str | None = None, end_day: str | None = 
 
 def dirty_days(ledger: Ledger) -> set[str]:
     """The UTC days whose roll-ups wait to be rebuilt."""
-    with ledger.reading() as conn:
-        return set(conn.execute(select(DIRTY_DAYS.c.day)).scalars())
+    with ledger.sql() as conn:
+        return {day for (day,) in conn.rows("SELECT day FROM rollup_dirty_days")}
 
 
 def _rebuild(conn, todo: dict[str, int], still_dirty: set[str]) -> None:
@@ -201,16 +194,15 @@ def _rebuild(conn, todo: dict[str, int], still_dirty: set[str]) -> None:
     for start in range(0, len(days), REBUILD_CHUNK):
         chunk = days[start:start + REBUILD_CHUNK]
         for table in TABLES.values():
-            conn.execute(delete(table).where(table.c.period.in_(chunk)))
+            conn.run(Sql(f"DELETE FROM {table} WHERE ") + values_in("period", chunk))
         _insert(conn, raw_rows(conn, Filters(), _day_ranges(chunk)))
     for month in sorted({day[:7] for day in days}):
         for table in TABLES.values():
-            conn.execute(delete(table).where(table.c.period == month))
+            conn.run(Sql(f"DELETE FROM {table} WHERE period = ?", (month,)))
         if still_dirty.isdisjoint(_days_of_month(month)):
             _rebuild_month(conn, month)
     # Only if no write has changed the day since we read its version.
-    conn.execute(delete(DIRTY_DAYS).where(DIRTY_DAYS.c.day == bindparam("d"), DIRTY_DAYS.c.version == bindparam("v")),
-                 [{"d": day, "v": version} for day, version in todo.items()])
+    conn.run_many("DELETE FROM rollup_dirty_days WHERE day = ? AND version = ?", todo.items())
 
 
 def _rebuild_month(conn, month: str) -> None:
@@ -219,12 +211,11 @@ def _rebuild_month(conn, month: str) -> None:
     start = datetime.fromisoformat(f"{month}-01").replace(tzinfo=UTC)
     days = WindowPlan(days=[_day_texts((start, _next_month(start)))])
     for name in ("calls", "call_runs"):
-        table = TABLES[name]
-        keys = [column for column in table.c if column.name not in ("id", "period", "runs", *TOTALS)]
-        sums = [func.sum(column).label(column.name) for column in table.c if column.name in ("runs", *TOTALS)]
-        conn.execute(table.insert().from_select(
-            ["period", *(column.name for column in keys), *(column.name for column in sums)],
-            select(literal(month), *keys, *sums).where(_periods(table, days)).group_by(*keys)))
+        keys = [column for column in COLUMNS[name] if column != "period" and column not in SUMMED]
+        sums = [column for column in COLUMNS[name] if column in SUMMED]
+        conn.run(Sql(f"INSERT INTO {TABLES[name]} (period, {', '.join(keys + sums)}) "
+                     f"SELECT ?, {', '.join(keys)}, {', '.join(f'sum({column})' for column in sums)} "
+                     f"FROM {TABLES[name]} WHERE ", (month,)) + _periods(days) + f" GROUP BY {', '.join(keys)}")
     rows = read_rollups(conn, Filters(), days, ("runs", "nodes"))
     key = ("workflow", "status")
     _insert(conn, Rows(runs=group(rows.runs, key, ("runs", *TOTALS), ("durations",)),
@@ -233,17 +224,17 @@ def _rebuild_month(conn, month: str) -> None:
 
 def _insert(conn, rows: Rows, period: str | None = None) -> None:
     for name, table in TABLES.items():
-        batch = getattr(rows, name)
-        if batch:
-            conn.execute(table.insert(), [_stored(row, period or row["period"]) for row in batch])
+        columns = COLUMNS[name]
+        conn.run_many(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                      [_stored(row, period or row["period"], columns) for row in getattr(rows, name)])
 
 
-def _stored(row: dict[str, Any], period: str) -> dict[str, Any]:
+def _stored(row: dict[str, Any], period: str, columns: tuple[str, ...]) -> tuple:
     """A row as its roll-up table holds it: a duration sketch in its JSON form."""
     stored = {**row, "period": period}
     if "durations" in row:
         stored["durations"] = row["durations"].to_json()
-    return stored
+    return tuple(stored[column] for column in columns)
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -257,31 +248,28 @@ def read_rollups(conn, filters: Filters, plan: WindowPlan, tables: Iterable[str]
     if not (plan.months or plan.days):
         return rows
     for name in tables:
-        table = TABLES[name]
-        where = [_periods(table, plan)]
+        where = [_periods(plan)]
         if filters.workflows:
-            where.append(workflow_condition(table.c.workflow, filters.workflows))
+            where.append(workflow_condition("workflow", filters.workflows))
         if filters.status:
-            where.append(table.c.status == filters.status)
+            where.append(Sql("status = ?", (filters.status,)))
         if filters.model and name == "calls":
-            where.append(table.c.model == filters.model)
+            where.append(Sql("model = ?", (filters.model,)))
         if filters.model and name == "call_runs":
-            where.append(and_(table.c.dimension == "model", table.c.value == filters.model))
-        columns = [column for column in table.c if column.name != "id" and (sketches or column.name != "durations")]
-        names = [column.name for column in columns]
-        found = [dict(zip(names, row)) for row in conn.execute(select(*columns).where(*where))]
-        if "durations" in names:
+            where.append(Sql("dimension = ? AND value = ?", ("model", filters.model)))
+        columns = [column for column in COLUMNS[name] if sketches or column != "durations"]
+        found = conn.dicts(Sql(f"SELECT {', '.join(columns)} FROM {TABLES[name]} WHERE ") + all_of(where))
+        if "durations" in columns:
             for row in found:
                 row["durations"] = Sketch.from_json(row["durations"])
         getattr(rows, name).extend(found)
     return rows
 
 
-def _periods(table, plan: WindowPlan):
+def _periods(plan: WindowPlan) -> Sql:
     """The plan's roll-up periods as ranges of text: months are 7 characters, days 10."""
-    period = table.c.period
-    return or_(*(and_(period >= start, period < end, func.length(period) == width)
-                 for width, spans in ((7, plan.months), (10, plan.days)) for start, end in spans))
+    return any_of([Sql(f"period >= ? AND period < ? AND length(period) = {width}", (start, end))
+                   for width, spans in ((7, plan.months), (10, plan.days)) for start, end in spans])
 
 
 @dataclass(frozen=True)
@@ -338,10 +326,11 @@ def window_rows(ledger: Ledger, filters: Filters, tables: Iterable[str] = tuple(
     Filters the roll-ups do not carry (tags, and --model for run figures) read raw rows only.
     """
     tables = tuple(tables)
-    with ledger.reading() as conn:
+    with ledger.sql() as conn:
         # Two statements: SQLite reads one end of the index for a lone min() or max(), but
         # scans all of it for both at once.
-        bounds = [conn.execute(select(edge(RUNS.c.started_at))).scalar() for edge in (func.min, func.max)]
+        bounds = [conn.dicts(f"SELECT {edge}(started_at) AS started_at FROM runs")[0]["started_at"]
+                  for edge in ("min", "max")]
     if bounds[0] is None:
         return Rows()
     first, last = _floor_day(bounds[0]), _floor_day(bounds[1]) + ONE_DAY
@@ -352,7 +341,7 @@ def window_rows(ledger: Ledger, filters: Filters, tables: Iterable[str] = tuple(
     else:
         still_dirty = refresh(ledger, utc_day(start), utc_day(end))
         plan = plan_window(*bounds, filters.since, filters.until, still_dirty, by_day)
-    with ledger.reading() as conn:
+    with ledger.sql() as conn:
         rows = read_rollups(conn, filters, plan, tables, sketches=not by_day)
         rows.extend(raw_rows(conn, filters, plan.raw, tables))
     return rows

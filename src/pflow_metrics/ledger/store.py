@@ -4,44 +4,50 @@ export read run records back with `get_run` and `iter_runs`.
     ledger = Ledger.open()            # the configured ledger, upgraded to head if needed
     ledger.begin_run(record)          # status 'running' at once: a killed process leaves evidence
     ledger.finish_run(record)         # nodes, calls and totals in one transaction; idempotent
+
+Reads run SQL text (ledger/sql.py) through `Ledger.sql()`: on a SQLite file with the stdlib
+sqlite3 module, so that a read command never imports SQLAlchemy; elsewhere through the
+SQLAlchemy engine's driver. The engine is made the first time something needs it (writes,
+schema checks and upgrades, PostgreSQL).
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import os
-from datetime import UTC, datetime, timedelta
 from collections.abc import Iterable, Iterator
-from typing import Any, NamedTuple
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, NamedTuple
 
-from sqlalchemy import Engine, bindparam, delete, select, update
-from sqlalchemy.exc import DBAPIError
-
-from pflow_metrics.config import ledger_url
+from pflow_metrics.config import ledger_url, sqlite_path
 from pflow_metrics.context import host_name
-from pflow_metrics.errors import LedgerError, LedgerUnavailable, UsageError
+from pflow_metrics.errors import LedgerUnavailable, UsageError
 from pflow_metrics.ledger.engine import (
+    check_sqlite_ledger,
+    connect_sqlite,
     create_ledger_engine,
     describe_db_error,
-    describe_location,
+    describe_sqlite_error,
     ensure_schema,
+    new_engine,
+    older_error,
+    redact_url,
     write_connection,
 )
-from pflow_metrics.ledger.models import LLMCall, NodeExecution, RollupDirtyDay, Run
 from pflow_metrics.ledger.rows import call_rows, node_rows, record_from_rows, run_row
+from pflow_metrics.ledger.sql import MAX_IN, EngineConnection, Sql, SqlConnection, SqliteConnection, all_of, like, values_in
 from pflow_metrics.record import MAX_RUN_ID, RunRecord, utcnow
 
-RUNS = Run.__table__
-NODES = NodeExecution.__table__
-CALLS = LLMCall.__table__
-DIRTY_DAYS = RollupDirtyDay.__table__
-# Built once: statements with bound parameters are compiled once and cached by SQLAlchemy.
-_IDS = bindparam("ids", expanding=True)
-DELETE_NODES = delete(NODES).where(NODES.c.run_id.in_(_IDS))
-DELETE_CALLS = delete(CALLS).where(CALLS.c.run_id.in_(_IDS))
-SELECT_STARTS = select(RUNS.c.started_at).where(RUNS.c.id.in_(_IDS))
-INSERT_NODES = NODES.insert()
-INSERT_CALLS = CALLS.insert()
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+# Every write that changes a run, its nodes or calls marks the UTC day it started dirty, so
+# that readers rebuild that day's roll-ups (ledger/rollups.py).
+MARK_DAY = ("INSERT INTO rollup_dirty_days (day, version) VALUES (?, 1) "
+            "ON CONFLICT (day) DO UPDATE SET version = rollup_dirty_days.version + 1")
+CRASHED = "the process recording this run died before it finished"
 
 
 class Stored(NamedTuple):
@@ -50,8 +56,20 @@ class Stored(NamedTuple):
 
 
 class Ledger:
-    def __init__(self, engine: Engine):
-        self.engine = engine
+    def __init__(self, url: str, engine: Engine | None = None):
+        self.url = url
+        self.path: Path | None = sqlite_path(url)
+        # A plain SQLite file URL is read with the sqlite3 module; one with options (a read-only
+        # URI) through SQLAlchemy, which applies them.
+        self.direct = self.path is not None and url.startswith("sqlite:///") and "?" not in url
+        self._engine = engine
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, made on first use."""
+        if self._engine is None:
+            self._engine = new_engine(self.url)
+        return self._engine
 
     @classmethod
     def open(cls, url: str | None = None, *, upgrade: bool = True, create: bool | None = None,
@@ -71,18 +89,19 @@ class Ledger:
         from pflow_metrics.ledger.engine import HEAD_REVISION
 
         create = upgrade if create is None else create
-        engine = create_ledger_engine(ledger_url(url), create=create)
-        try:
-            found = ensure_schema(engine, upgrade=upgrade, create=create)
-            if not upgrade and found != HEAD_REVISION:
-                raise LedgerError(
-                    f"ledger {describe_location(engine)} has schema {found}, older than this pflow-metrics "
-                    f"({HEAD_REVISION}); run `pflow-metrics db upgrade` (or record a run) first"
-                )
-        except BaseException:
-            engine.dispose()
-            raise
-        ledger = cls(engine)
+        url = ledger_url(url)
+        ledger = cls(url)
+        if ledger.direct and not (upgrade or create):
+            check_sqlite_ledger(ledger.path)  # what ensure_schema checks, without SQLAlchemy
+        else:
+            engine = ledger._engine = create_ledger_engine(url, create=create)
+            try:
+                found = ensure_schema(engine, upgrade=upgrade, create=create)
+                if not upgrade and found != HEAD_REVISION:
+                    raise older_error(ledger.location, found)
+            except BaseException:
+                engine.dispose()
+                raise
         if mark_crashed:
             try:
                 ledger.mark_crashed_runs()
@@ -95,10 +114,11 @@ class Ledger:
 
     @property
     def location(self) -> str:
-        return describe_location(self.engine)
+        return str(self.path) if self.path is not None else redact_url(self.url)
 
     def close(self) -> None:
-        self.engine.dispose()
+        if self._engine is not None:
+            self._engine.dispose()
 
     def __enter__(self) -> Ledger:
         return self
@@ -110,8 +130,10 @@ class Ledger:
 
     def begin_run(self, record: RunRecord) -> None:
         """Write the run row with its current status (normally 'running') straight away."""
+        from pflow_metrics.ledger.tables import upsert_run
+
         with self.writing() as conn:
-            _upsert(conn, run_row(record))
+            conn.execute(upsert_run(conn.dialect.name), run_row(record))
             _mark_days(conn, [record.started_at])
 
     def finish_run(self, record: RunRecord) -> None:
@@ -128,6 +150,9 @@ class Ledger:
         Rows go in with one executemany per table, after the children any earlier write of the
         same runs left (a journalled run, a record ingested twice).
         """
+        from pflow_metrics.ledger.tables import DELETE_CALLS, DELETE_NODES, INSERT_CALLS, INSERT_NODES, SELECT_STARTS, \
+            upsert_run
+
         records = list({record.run_id: record for record in records}.values())
         if not records:
             return Stored(0, 0)
@@ -138,7 +163,7 @@ class Ledger:
             _mark_days(conn, [*earlier, *(record.started_at for record in records)])
             conn.execute(DELETE_NODES, {"ids": ids})
             conn.execute(DELETE_CALLS, {"ids": ids})
-            conn.execute(_upsert_statement(conn.dialect.name), [run_row(record) for record in records])
+            conn.execute(upsert_run(conn.dialect.name), [run_row(record) for record in records])
             nodes = [row for record in records for row in node_rows(record)]
             calls = [row for record in records for row in call_rows(record)]
             if nodes:
@@ -150,6 +175,10 @@ class Ledger:
     def journal(self, record: RunRecord, nodes_written: int, calls_written: int) -> tuple[int, int]:
         """Append the nodes and calls a running run finished since the last journal write and
         refresh its heartbeat. Returns the new (nodes_written, calls_written)."""
+        from sqlalchemy import update
+
+        from pflow_metrics.ledger.tables import INSERT_CALLS, INSERT_NODES, RUNS
+
         nodes = node_rows(record, nodes_written)
         calls = call_rows(record, calls_written)
         with self.writing() as conn:
@@ -176,34 +205,33 @@ class Ledger:
             crash_after = configured_crash_after()
         here = host_name()
         stale = utcnow() - crash_after  # config.crash_after() is at most a year
-        with self.reading() as conn:
-            running = conn.execute(
-                select(RUNS.c.id, RUNS.c.host, RUNS.c.pid, RUNS.c.heartbeat_at, RUNS.c.started_at)
-                .where(RUNS.c.status == "running")
-            ).all()
+        with self.sql() as conn:
+            running = conn.dicts(Sql("SELECT id, host, pid, heartbeat_at, started_at FROM runs WHERE status = ?",
+                                     ("running",)))
         dead = [
             run for run in running
-            if (run.heartbeat_at or run.started_at) < stale
-            or (run.host == here and run.pid is not None and not _pid_alive(run.pid, run.started_at))
+            if (run["heartbeat_at"] or run["started_at"]) < stale
+            or (run["host"] == here and run["pid"] is not None and not _pid_alive(run["pid"], run["started_at"]))
         ]
         if dead:
-            with self.writing() as conn:
-                conn.execute(
-                    update(RUNS)
-                    .where(RUNS.c.id.in_([run.id for run in dead]), RUNS.c.status == "running")
-                    .values(status="crashed", error="the process recording this run died before it finished")
-                )
-                _mark_days(conn, [run.started_at for run in dead])
+            with self.sql(write=True) as conn:
+                for start in range(0, len(dead), MAX_IN):
+                    ids = [run["id"] for run in dead[start:start + MAX_IN]]
+                    conn.run(Sql("UPDATE runs SET status = ?, error = ? WHERE status = ? AND ",
+                                 ("crashed", CRASHED, "running")) + values_in("id", ids))
+                _mark_days(conn, [run["started_at"] for run in dead])
         return len(dead)
 
     def delete_runs_started_before(self, cutoff: datetime) -> None:
         """Delete old runs with their node executions and LLM calls."""
-        old = select(RUNS.c.id).where(RUNS.c.started_at < cutoff)
-        with self.writing() as conn:
-            _mark_days(conn, conn.execute(select(RUNS.c.started_at).where(RUNS.c.started_at < cutoff)).scalars())
-            conn.execute(delete(NODES).where(NODES.c.run_id.in_(old)))
-            conn.execute(delete(CALLS).where(CALLS.c.run_id.in_(old)))
-            conn.execute(delete(RUNS).where(RUNS.c.started_at < cutoff))
+        from pflow_metrics.ledger.filters import Filters, window_condition
+
+        old = all_of(window_condition(Filters(until=cutoff)))
+        with self.sql(write=True) as conn:
+            _mark_days(conn, [row["started_at"] for row in conn.dicts(Sql("SELECT started_at FROM runs WHERE ") + old)])
+            for table in ("node_executions", "llm_calls"):
+                conn.run(Sql(f"DELETE FROM {table} WHERE run_id IN (SELECT id FROM runs WHERE ") + old + ")")
+            conn.run(Sql("DELETE FROM runs WHERE ") + old)
 
     def writing(self):
         """A write transaction (BEGIN IMMEDIATE on SQLite) whose driver errors are one line."""
@@ -215,11 +243,11 @@ class Ledger:
         """The one run id starting with `prefix`; UsageError if none or several match."""
         if len(prefix) > MAX_RUN_ID:  # no id is that long: no need to ask (nor to build a LIKE)
             raise UsageError(f"no run matches {prefix[:MAX_RUN_ID]!r}...")
-        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        with self.reading() as conn:
-            ids = conn.execute(
-                select(RUNS.c.id).where(RUNS.c.id.like(pattern, escape="\\")).limit(2)
-            ).scalars().all()
+        from pflow_metrics.ledger.filters import escape_like
+
+        with self.sql() as conn:
+            ids = [run_id for (run_id,) in conn.rows(Sql("SELECT id FROM runs WHERE ")
+                                                      + like("id", escape_like(prefix) + "%") + " LIMIT 2")]
         if not ids:
             raise UsageError(f"no run matches {prefix!r}")
         if len(ids) > 1:
@@ -233,25 +261,49 @@ class Ledger:
 
     def iter_runs(self, run_ids: list[str]) -> Iterator[RunRecord]:
         """Run records for the given ids, in the order given (ids not found are skipped)."""
-        with self.reading() as conn:
-            runs = {row.id: row for row in conn.execute(select(RUNS).where(RUNS.c.id.in_(run_ids)))}
-            nodes: dict[str, list] = {}
-            for row in conn.execute(
-                select(NODES).where(NODES.c.run_id.in_(run_ids)).order_by(NODES.c.run_id, NODES.c.seq)
-            ):
-                nodes.setdefault(row.run_id, []).append(row)
-            calls: dict[str, list] = {}
-            for row in conn.execute(
-                select(CALLS).where(CALLS.c.run_id.in_(run_ids)).order_by(CALLS.c.run_id, CALLS.c.seq)
-            ):
-                calls.setdefault(row.run_id, []).append(row)
-        for run_id in run_ids:
-            if run_id in runs:
-                yield record_from_rows(runs[run_id], nodes.get(run_id, []), calls.get(run_id, []))
+        for start in range(0, len(run_ids), MAX_IN):
+            chunk = run_ids[start:start + MAX_IN]
+            with self.sql() as conn:
+                runs = {row["id"]: row for row in conn.dicts(Sql("SELECT * FROM runs WHERE ") + values_in("id", chunk))}
+                children = {
+                    table: _by_run(conn.dicts(Sql(f"SELECT * FROM {table} WHERE ") + values_in("run_id", chunk)
+                                              + " ORDER BY run_id, seq"))
+                    for table in ("node_executions", "llm_calls")}
+            for run_id in chunk:
+                if run_id in runs:
+                    yield record_from_rows(SimpleNamespace(**runs[run_id]),
+                                           children["node_executions"].get(run_id, []),
+                                           children["llm_calls"].get(run_id, []))
+
+    @contextlib.contextmanager
+    def sql(self, write: bool = False) -> Iterator[SqlConnection]:
+        """A transaction for SQL text (ledger/sql.py), a write one (BEGIN IMMEDIATE on SQLite)
+        with `write`; driver errors are one line. On a SQLite file it runs on the stdlib sqlite3
+        module, without SQLAlchemy."""
+        if not self.direct:
+            with _Transaction(self.engine, write=write) as conn:
+                yield EngineConnection(conn)
+            return
+        conn = connect_sqlite(self.path)
+        session = SqliteConnection(conn, lambda exc: describe_sqlite_error(str(self.path), exc))
+        try:
+            session.run("BEGIN IMMEDIATE" if write else "BEGIN")
+            yield session
+            session.run("COMMIT")
+        finally:
+            conn.close()  # without COMMIT, the transaction is rolled back
 
     def reading(self):
-        """A read transaction whose driver errors are one line."""
+        """A read transaction on the SQLAlchemy engine whose driver errors are one line."""
         return _Transaction(self.engine, write=False)
+
+
+def _by_run(rows: list[dict]) -> dict[str, list[SimpleNamespace]]:
+    """Child rows by their run id, as objects with a field per column (what rows.py reads)."""
+    found: dict[str, list[SimpleNamespace]] = {}
+    for row in rows:
+        found.setdefault(row["run_id"], []).append(SimpleNamespace(**row))
+    return found
 
 
 def _pid_alive(pid: int, run_started_at: datetime | None = None) -> bool:
@@ -290,6 +342,8 @@ class _Transaction:
         self.write = write
 
     def __enter__(self):
+        from sqlalchemy.exc import DBAPIError
+
         try:
             self.conn = write_connection(self.engine) if self.write else self.engine.connect()
             self.tx = self.conn.begin()
@@ -298,6 +352,8 @@ class _Transaction:
         return self.conn
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        from sqlalchemy.exc import DBAPIError
+
         try:
             if exc_type is None:
                 self.tx.commit()
@@ -312,45 +368,14 @@ class _Transaction:
             raise describe_db_error(self.engine, exc) from None
 
 
-def _upsert(conn, row: dict[str, Any]):
-    """INSERT ... ON CONFLICT (id) DO UPDATE for the run row, built once per engine kind."""
-    return conn.execute(_upsert_statement(conn.dialect.name), row)
-
-
-@functools.cache
-def _upsert_statement(dialect: str):
-    statement = _insert(dialect)(RUNS)
-    return statement.on_conflict_do_update(
-        index_elements=[RUNS.c.id],
-        set_={column.name: statement.excluded[column.name] for column in RUNS.c if column.name != "id"},
-    )
-
-
 def utc_day(moment: datetime) -> str:
     return moment.astimezone(UTC).date().isoformat()  # four-digit years, unlike strftime's %Y
 
 
 def _mark_days(conn, moments: Iterable[datetime]) -> None:
-    """Mark the UTC days of these run starts dirty, so that readers rebuild their roll-ups
-    (ledger/rollups.py). Every write that changes a run, its nodes or calls does this."""
+    """Mark the UTC days of these run starts dirty (MARK_DAY), on a SqlConnection or a
+    SQLAlchemy connection (the writers')."""
     days = sorted({utc_day(moment) for moment in moments})
     if days:
-        conn.execute(_mark_statement(conn.dialect.name), [{"day": day, "version": 1} for day in days])
-
-
-@functools.cache
-def _mark_statement(dialect: str):
-    return _insert(dialect)(DIRTY_DAYS).on_conflict_do_update(
-        index_elements=[DIRTY_DAYS.c.day], set_={"version": DIRTY_DAYS.c.version + 1}
-    )
-
-
-def _insert(dialect: str):
-    """The INSERT construct with ON CONFLICT for this engine kind."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        raise LedgerError(f"unsupported ledger engine {dialect}")
-    return insert
+        session = conn if isinstance(conn, SqlConnection) else EngineConnection(conn)
+        session.run_many(MARK_DAY, [(day,) for day in days])
