@@ -97,7 +97,7 @@ def test_every_figure_in_the_page_equals_report_json_for_the_same_window(cli, mo
     # The headline shows those figures, money through the one money rule.
     shown = [money(figures["cost_usd"], figures["cost_is_lower_bound"]), f"{figures['runs']:,}",
              money(figures["cost_per_run"], figures["cost_is_lower_bound"]), f"{figures['llm_calls']:,}",
-             duration(figures["duration_p50_ms"]), duration(figures["duration_p95_ms"]),
+             f"{duration(figures['duration_p50_ms'])} / {duration(figures['duration_p95_ms'])}",
              f"{figures['success_rate']:.1%}"]
     for text in shown:
         assert f'<div class="value">{text}</div>' in page, text

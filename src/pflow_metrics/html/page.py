@@ -28,10 +28,10 @@ body { margin: 0 auto; max-width: 1180px; padding: 24px 28px 48px; background: v
 h1 { font-size: 22px; margin: 0 0 4px; overflow-wrap: anywhere; }
 h2 { font-size: 16px; margin: 28px 0 8px; }
 .sub { color: var(--muted); margin: 0 0 18px; overflow-wrap: anywhere; }
-.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(136px, 1fr)); gap: 10px; }
-.card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(140px, 1fr)); gap: 10px; }
+.card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 8px 10px; }
 .card .label { color: var(--muted); font-size: 12px; }
-.card .value { font-size: 19px; font-weight: 600; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
+.card .value { font-size: 18px; font-weight: 600; font-variant-numeric: tabular-nums; overflow-wrap: break-word; }
 .card .change { font-size: 12px; color: var(--muted); }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); gap: 8px 28px; }
 section { min-width: 0; }

@@ -96,8 +96,7 @@ def _headline(report) -> str:
              _change(report.cost_per_run, previous_per_run)),
         card("LLM calls", f"{report.llm_calls:,}", _change(report.llm_calls, previous.calls if previous else None)),
         card("tokens", f"{_all_tokens(report.tokens):,}", _change(_all_tokens(report.tokens), previous_tokens)),
-        card("p50 duration", duration(report.duration_p50_ms)),
-        card("p95 duration", duration(report.duration_p95_ms)),
+        card("duration p50 / p95", f"{duration(report.duration_p50_ms)} / {duration(report.duration_p95_ms)}"),
     ]
     return f'<div class="cards">{"".join(cards)}</div>'
 
