@@ -12,7 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SUITES = ("bench_ledger", "bench_instrumentation", "bench_reports", "bench_load", "bench_validation")
+SUITES = ("bench_ledger", "bench_instrumentation", "bench_reports", "bench_load", "bench_validation",
+          "bench_llm_import")
 
 
 def main() -> None:
