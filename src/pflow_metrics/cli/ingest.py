@@ -74,7 +74,7 @@ def _ingest_jsonl(ctx: typer.Context, files: list[str]) -> None:
             size = _size(stream)
             lines = _read_lines(stream, name)
             if size:
-                lines = _counted(lines, lambda done: advance(done, size))
+                lines = _counted(lines, lambda done, size=size: advance(done, size))
             result = ingest_lines(ledger, lines)
         landed += result.landed
         new += result.new
