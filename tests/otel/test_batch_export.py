@@ -125,6 +125,16 @@ def test_credentials_in_the_endpoint_never_reach_a_message(cli, sqlite_url, clos
     assert f"127.0.0.1:{closed_port}/otlp/v1/traces?password=" in result.stderr
 
 
+def test_a_hostile_endpoint_setting_is_one_escaped_error_line(cli, sqlite_url, monkeypatch):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "garbage\x1b]0;title\x07\x1b[31m")
+    seed(sqlite_url)
+    result = cli("--db", sqlite_url, "export", "--format", "otlp")
+    assert result.exit_code == 1
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+    assert result.stderr.startswith("pflow-metrics: error: sent 0 runs, then OpenTelemetry export to garbage")
+    assert result.stderr.count("\n") == 1
+
+
 def test_no_runs_in_the_window_sends_nothing(cli, sqlite_url, closed_port):
     result = cli("--db", sqlite_url, "export", "--format", "otlp", "--endpoint", f"http://127.0.0.1:{closed_port}")
     assert (result.exit_code, result.stderr) == (0, "")

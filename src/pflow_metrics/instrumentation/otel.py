@@ -328,7 +328,7 @@ def send(exporter: OTLPSpanExporter, spans: list[ReadableSpan]) -> None:
             result = SpanExportResult.FAILURE
     if result is not SpanExportResult.SUCCESS:
         reason = _reason(lines)
-        raise OtelExportError(redact_text(" ".join(f"to {endpoint_of(exporter)}: {reason.rstrip('.')}".split())))
+        raise OtelExportError(_one_line(f"to {endpoint_of(exporter)}: {reason.rstrip('.')}"))
 
 
 def _reason(lines: list[str]) -> str:
@@ -499,4 +499,10 @@ class LiveSender:
         runs = f"{self.unsent} run{'s' if self.unsent != 1 else ''}"
         text = (f"OpenTelemetry export {self.failure}; {runs} not sent, and no more from this process "
                 f"(the ledger has them: `pflow-metrics export --format otlp` sends them later)")
-        return " ".join(redact_text(text).split())
+        return _one_line(text)
+
+
+def _one_line(text: str) -> str:
+    """A message for stderr: redacted, on one line, control characters shown escaped."""
+    text = " ".join(redact_text(text).split())
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
