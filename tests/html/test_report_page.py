@@ -13,8 +13,10 @@ from decimal import Decimal
 from html.parser import HTMLParser
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pflow_metrics.cli.render import duration, money
+from pflow_metrics.cli.render import clean, duration, money
 from pflow_metrics.html import MISSING_EXTRA
 from pflow_metrics.ledger.queries import Filters, report, report_breakdown
 from pflow_metrics.ledger.store import Ledger
@@ -33,12 +35,13 @@ def embedded(page: str, data_id: str = "report-data") -> dict:
 
 
 class Elements(HTMLParser):
-    """Every element and attribute of a page, with the text of its <style> elements."""
+    """Every element and attribute of a page, its text, and the text of its <style> elements."""
 
     def __init__(self, page: str):
         super().__init__()
         self.tags: list[tuple[str, dict]] = []
         self.styles: list[str] = []
+        self.text: list[str] = []
         self._in_style = False
         self.feed(page)
 
@@ -47,11 +50,16 @@ class Elements(HTMLParser):
         self._in_style = tag == "style"
 
     def handle_data(self, data):
-        if self._in_style:
-            self.styles.append(data)
+        (self.styles if self._in_style else self.text).append(data)
 
     def handle_endtag(self, tag):
         self._in_style = False
+
+
+# The elements our pages are made of (Vega's SVG included).
+PAGE_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "div", "strong", "code", "section",
+             "figure", "svg", "g", "path", "line", "text", "rect", "table", "thead", "tbody", "tr", "th", "td",
+             "footer", "script"}
 
 
 def outside_references(page: str) -> list[str]:
@@ -177,6 +185,7 @@ def test_text_from_the_ledger_is_shown_as_text_never_as_markup(cli, tmp_path, na
     for page in pages:
         elements = Elements(page)
         assert [tag for tag, _ in elements.tags].count("script") == 2  # the data and the hover titles
+        assert {tag for tag, _ in elements.tags} <= PAGE_TAGS
         assert not [attrs for _, attrs in elements.tags if any(name.startswith("on") for name in attrs)]
         assert outside_references(page) == []
         assert "\x1b" not in page
@@ -274,3 +283,24 @@ def test_an_empty_window_is_a_page_of_notes_not_of_empty_charts(ledger):
     page = report_page(report(ledger, window), window, report_breakdown(ledger, window))
     assert "<svg" not in page and page.count('class="note"') == 6
     assert '<div class="value">0</div>' in page and '<div class="value">-</div>' in page
+
+
+@settings(max_examples=25, deadline=None)
+@given(names=st.lists(st.text(max_size=80), min_size=4, max_size=4),
+       durations=st.lists(st.floats(min_value=0, max_value=10**11), min_size=1, max_size=5),
+       attempts=st.integers(min_value=1, max_value=2**63 - 1), items=st.none() | st.integers(0, 2**63 - 1))
+def test_any_text_and_numbers_a_record_may_hold_make_a_page_that_stands_alone(names, durations, attempts, items):
+    from pflow_metrics.html import run_page
+    from pflow_metrics.record import NodeRecord
+
+    workflow, node_id, model, error = names
+    record = make_run(workflow or "w", nodes=0, calls=[{"model": model or "m", "node_id": node_id or "n"}])
+    record.nodes = [NodeRecord(node_id or "n", "Node", "workflow", took, "failed", attempts, None, error, at, items)
+                    for at, took in zip(durations, reversed(durations))]
+    record.error = error
+    page = run_page(record)
+    assert outside_references(page) == []
+    assert embedded(page, "run-data")["run"]["workflow"] == (workflow or "w")
+    elements = Elements(page)
+    assert {tag for tag, _ in elements.tags} <= PAGE_TAGS  # no name became markup
+    assert clean(workflow or "w") in "".join(elements.text)  # it is there as text
