@@ -53,3 +53,16 @@ def test_a_call_of_a_node_that_ran_twice_goes_under_the_run_it_happened_in():
     call.started_at = record.started_at + timedelta(milliseconds=10)
     [chat] = [s for s in SpanBuilder().spans([record]) if s.name.startswith("chat ")]
     assert chat.parent.span_id == span_id_of(record.run_id, "node/1")
+
+
+def test_runs_at_the_ends_of_the_ledgers_range_are_judged_not_crashed_on():
+    from datetime import UTC, datetime
+
+    from pflow_metrics.instrumentation.otel import exportable
+
+    last = make_run(started_at=datetime(9998, 12, 31, tzinfo=UTC))
+    last.nodes[0].start_offset_ms = 10**11  # about three years past the last day
+    first = make_run(started_at=datetime(1970, 1, 1, tzinfo=UTC))
+    assert "2554-07-21" in exportable(last)
+    assert exportable(first) is None
+    assert len(SpanBuilder().spans([first])) == 4

@@ -105,9 +105,11 @@ def exportable(record: RunRecord) -> str | None:
     """Why a stored run cannot become spans, or None when it can."""
     if record.status == "running":
         return "still running"
-    if nanos(_latest(record)) > _LAST_NANOS:
-        return "its times lie past 2554-07-21, the last moment OTLP can carry"
-    return None
+    try:
+        fits = nanos(_latest(record)) <= _LAST_NANOS
+    except OverflowError:  # a moment past year 9999 (year 9998 plus a long offset)
+        fits = False
+    return None if fits else "its times lie past 2554-07-21, the last moment OTLP can carry"
 
 
 def map_run(record: RunRecord, tracer: trace.Tracer, ids: RunIds | None = None,
