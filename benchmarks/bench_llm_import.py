@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import print_table, verdict  # noqa: E402
 from pflow_metrics.ledger.ingest import ingest_lines  # noqa: E402
-from pflow_metrics.ledger.llm_logs import import_llm_logs  # noqa: E402
+from pflow_metrics.ledger.llm_logs import import_llm_logs, read_llm_logs  # noqa: E402
 from pflow_metrics.ledger.store import Ledger  # noqa: E402
 from pflow_metrics.pricing import rates_for  # noqa: E402
 
@@ -85,9 +85,9 @@ def main(quick: bool = False) -> None:
     rates_for("gpt-4o-mini")
     llm.get_models()
     with Ledger.open(str(folder / "ledger.db")) as ledger:
-        first, result = timed(lambda: import_llm_logs(ledger, logs))
+        first, result = timed(lambda: import_llm_logs(ledger, read_llm_logs(logs)))
         assert result.new == turns, result
-        again, result = timed(lambda: import_llm_logs(ledger, logs))
+        again, result = timed(lambda: import_llm_logs(ledger, read_llm_logs(logs)))
         assert result.already == turns and result.new == 0, result
         lines = [record.to_json() for record in ledger.iter_runs(_run_ids(ledger))]
     with Ledger.open(str(folder / "copy.db")) as copy:

@@ -96,6 +96,8 @@ def test_a_database_that_is_not_llms_is_exit_2_in_one_line(cli, sqlite_url, tmp_
         assert (code, out) == (2, ""), what
         assert err.startswith("pflow-metrics: error: ") and err.count("\n") == 1, (what, err)
         assert "Traceback" not in err
+    code, _, _ = cli("--db", tmp_path / "new-ledger.db", "ingest", "--from", "llm", tmp_path / "notes.txt")
+    assert code == 2 and not (tmp_path / "new-ledger.db").exists()  # refused before any ledger is created
 
 
 def test_no_llm_database_at_the_default_path_is_exit_2(cli, sqlite_url, llm_home):

@@ -88,16 +88,16 @@ def _ingest_jsonl(ctx: typer.Context, files: list[str]) -> None:
 
 
 def _ingest_llm(ctx: typer.Context, paths: list[str], workflow: str | None, store_prompts: bool) -> None:
-    from pflow_metrics.ledger.llm_logs import WORKFLOW, import_llm_logs
+    from pflow_metrics.ledger.llm_logs import WORKFLOW, import_llm_logs, read_llm_logs
 
     if len(paths) > 1:
         raise UsageError("--from llm reads one database: give at most one PATH")
     if workflow is not None and not workflow.strip():
         raise UsageError("--workflow: must not be empty")
+    logs = read_llm_logs(paths[0] if paths else None, store_prompts=store_prompts)  # refused before the ledger opens
     ledger = open_ledger(ctx)
     with _progress("importing llm logs") as advance:
-        result = import_llm_logs(ledger, paths[0] if paths else None, workflow=workflow or WORKFLOW,
-                                 store_prompts=store_prompts, progress=advance)
+        result = import_llm_logs(ledger, logs, workflow=workflow or WORKFLOW, progress=advance)
     for response_id, message in result.problems:
         typer.echo(warning_line(f"llm response {response_id}: skipped: {message}"), err=True)
     runs = result.runs_new + result.runs_updated

@@ -1,6 +1,9 @@
 """Importing what the `llm` command line logged (its logs.db) as runs, so ad-hoc prompts and
 workflows sit in one ledger.
 
+    logs = read_llm_logs()                  # llm's own logs.db, or a path; store_prompts=False
+    result = import_llm_logs(ledger, logs)  # .new, .already, .runs_new, .runs_updated, .problems
+
 What llm logged: current versions (0.36) write each prompt to `turns` (its conversation is
 `thread_id`); older ones wrote `responses` (`conversation_id`); an upgraded database holds both.
 As `llm logs` does, every turn counts, plus each `responses` row whose id is not also a turn.
@@ -89,16 +92,22 @@ class LlmImport:
     problems: list[tuple[str, str]] = field(default_factory=list)  # (response id, why it was skipped)
 
 
-def import_llm_logs(ledger: Ledger, path: str | Path | None = None, *, workflow: str = WORKFLOW,
-                    store_prompts: bool = False,
+@dataclass
+class LlmLogs:
+    """What an llm logs database held when it was read."""
+
+    identity: str  # the same for the database wherever it is copied or moved
+    responses: list[LoggedResponse]
+    store_prompts: bool  # whether the text was read
+
+
+def import_llm_logs(ledger: Ledger, logs: LlmLogs, *, workflow: str = WORKFLOW,
                     progress: Callable[[int, int], None] | None = None) -> LlmImport:
-    """Bring the responses llm logged at `path` (default: llm's own logs.db) into `ledger`.
-    `progress(done, total)` hears how many responses have been dealt with. A database that is
-    not llm's, or lacks a column the import needs, is a UsageError (exit 2) and nothing is written."""
+    """Bring what llm logged (`read_llm_logs`) into `ledger`. `progress(done, total)` hears how
+    many responses have been dealt with. Prompt text comes along when it was read."""
     from pflow_metrics.ledger.rollups import refresh
 
-    path = Path(path) if path is not None else llm_logs_db()
-    identity, logged = read_llm_logs(path, store_prompts=store_prompts)
+    identity, logged, store_prompts = logs.identity, logs.responses, logs.store_prompts
     result = LlmImport(responses=len(logged))
     conversations: dict[str, list[LoggedResponse]] = {}
     for row in logged:
@@ -134,8 +143,11 @@ def run_id(identity: str, conversation: str) -> str:
     return str(uuid.uuid5(RUN_ID_NAMESPACE, f"{identity}\x00{conversation}"))
 
 
-def read_llm_logs(path: Path, *, store_prompts: bool = False) -> tuple[str, list[LoggedResponse]]:
-    """(the database's identity, every response llm logged), read read-only in one transaction."""
+def read_llm_logs(path: str | Path | None = None, *, store_prompts: bool = False) -> LlmLogs:
+    """Every response llm logged at `path` (default: llm's own logs.db), read read-only in one
+    transaction. A database that is not llm's, or lacks a column the import needs, is a
+    UsageError (exit 2)."""
+    path = Path(path) if path is not None else llm_logs_db()
     if path.is_dir():
         raise UsageError(f"{path} is a directory, not llm's logs database")
     if not path.exists():
@@ -148,7 +160,8 @@ def read_llm_logs(path: Path, *, store_prompts: bool = False) -> tuple[str, list
     try:
         conn.execute("PRAGMA query_only = 1")
         conn.execute("BEGIN")  # one snapshot: llm may be writing while this reads
-        return _read(conn, path, store_prompts)
+        identity, responses = _read(conn, path, store_prompts)
+        return LlmLogs(identity, responses, store_prompts)
     except sqlite3.DatabaseError as exc:
         message = str(exc)
         if "locked" in message or "busy" in message:
