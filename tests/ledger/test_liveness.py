@@ -83,7 +83,7 @@ def test_a_pid_no_process_can_have_does_not_break_read_commands(cli, ledger_url,
 
     code, out, err = cli("--db", ledger_url, "runs", "list", "--format", "json")
     assert (code, err) == (0, ""), err
-    assert [(row["id"], row["status"]) for row in json.loads(out)] == [(record.run_id, "crashed")]
+    assert [(row["run_id"], row["status"]) for row in json.loads(out)] == [(record.run_id, "crashed")]
     for command in (["report"], ["db", "check"], ["budget", "--max-usd", "1"]):
         code, _, err = cli("--db", ledger_url, *command)
         assert (code, err) == (0, ""), (command, err)

@@ -61,7 +61,7 @@ def test_the_cli_tag_option_finds_the_run_on_both_engines(cli, tagged, ledger_ur
             if command == ["export"]:
                 assert [json.loads(line)["run_id"] for line in out.splitlines()] == [f"run-{index}"]
             elif command[0] == "runs":
-                assert [row["id"] for row in json.loads(out)] == [f"run-{index}"]
+                assert [row["run_id"] for row in json.loads(out)] == [f"run-{index}"]
             else:
                 assert json.loads(out)["runs"] == 1
 

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pflow_metrics.cli.render import local_time
 from pflow_metrics.ledger.filters import MAX_PATTERN
 from pflow_metrics.timewindow import EARLIEST, LATEST, parse_moment
 from pflow_metrics.errors import UsageError
@@ -97,7 +98,7 @@ def test_windows_at_both_ends_of_the_range_find_the_runs_there(cli, filled, tmp_
         assert [json.loads(line)["run_id"] for line in out.splitlines()] == found, (since, until)
         code, out, err = cli("--db", filled, "runs", "list", "--format", "json", "--since", since,
                              "--until", until)
-        assert code == 0 and [row["id"] for row in json.loads(out)] == found, err
+        assert code == 0 and [row["run_id"] for row in json.loads(out)] == found, err
 
 
 def test_parse_moment_keeps_every_result_inside_the_range():
@@ -154,7 +155,7 @@ def test_a_well_formed_crafted_trace_shows_every_line(cli, tmp_path):
     code, out, err = _show(cli, tmp_path, [HEADER, STORE, NODE, SUMMARY])
     assert code == 0, err
     assert out.splitlines() == [
-        "trace of wf · run abcdef12 · started 2026-01-01T00:00:00+00:00",
+        f"trace of wf · run abcdef12 · started {local_time(datetime.fromisoformat(HEADER['started_at']))}",
         "     0.0ms ✓ fetch (echo) 1.5ms · -> default",
         "            llm m: 1 in / 2 out, $0.5000",
         "            changed: +a ~c -b",

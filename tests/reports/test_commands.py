@@ -47,7 +47,7 @@ def test_cost_by_model_sums_the_window_with_shares(cli, filled):
     assert data["total"]["cost_is_lower_bound"] is True
     assert set(data["rows"][0]) == {"model", "calls", "runs", "input_tokens", "output_tokens",
                                     "cache_creation_tokens", "cache_read_tokens", "thinking_tokens",
-                                    "cost_usd", "cost_is_lower_bound", "unpriced_calls"}
+                                    "cost_usd", "cost_is_lower_bound", "share", "unpriced_calls"}
     assert data["since"].endswith("+00:00")
 
 
@@ -106,7 +106,7 @@ def test_runs_list_and_show(cli, filled):
     url, runs = filled
     _, out, _ = cli("--db", url, "runs", "list", "--format", "json")
     listed = json.loads(out)
-    assert [r["id"] for r in listed] == [runs[0].run_id, runs[1].run_id, runs[2].run_id]
+    assert [r["run_id"] for r in listed] == [runs[0].run_id, runs[1].run_id, runs[2].run_id]
     _, out, _ = cli("--db", url, "runs", "show", runs[0].run_id[:10], "--format", "json")
     assert json.loads(out) == json.loads(runs[0].to_json())
     code, out, _ = cli("--db", url, "runs", "show", runs[0].run_id[:10])
@@ -219,7 +219,7 @@ def test_prune_deletes_old_runs_and_dry_run_only_counts(cli, filled):
     _, out, _ = cli("--db", url, "prune", "--older-than", "10d")
     assert "deleted 1 runs" in out
     _, out, _ = cli("--db", url, "runs", "list", "--since", "365d", "--format", "json")
-    assert runs[3].run_id not in {r["id"] for r in json.loads(out)}
+    assert runs[3].run_id not in {r["run_id"] for r in json.loads(out)}
 
 
 def test_hostile_names_are_stored_and_shown_safely(cli, ledger_url):

@@ -45,19 +45,20 @@ def test_list_names_the_pricing_file_and_the_genai_prices_version(cli, price_mod
     code, out, _ = cli("pricing", "list", "--format", "json")
     rows = {row["model"]: row for row in json.loads(out)}
     assert code == 0
-    assert rows["gpt-4o"]["source"] == "override" and rows["gpt-4o"]["input"] == 4.0
+    assert rows["gpt-4o"]["source"] == "override" and rows["gpt-4o"]["input_rate"] == 4.0
     assert rows["gpt-4o"]["origin"] == f"pricing file {pflow_home / 'pricing.toml'}"
     claude = rows["claude-sonnet-4-5"]
     assert (claude["source"], claude["provider"]) == ("genai-prices", "anthropic")
     assert claude["origin"].startswith(f"genai-prices {catalogue_version()} (bundled data), prices of ")
-    assert set(claude) == {"model", "provider", "input", "output", "cache_read", "cache_creation", "source", "origin"}
+    assert set(claude) == {"model", "provider", "input_rate", "output_rate", "cache_read_rate", "cache_creation_rate",
+                            "source", "origin"}
 
 
 @pytest.mark.parametrize("fmt", ["table", "csv", "markdown"])
 def test_list_in_every_text_format_shows_rates_and_sources(cli, price_models, pflow_home, fmt):
     price_models(PRICING)
     code, out, _ = cli("pricing", "list", "--format", fmt)
-    assert code == 0 and "cache creation $/M" in out
+    assert code == 0 and ("cache_creation_rate" if fmt == "csv" else "cache creation $/M") in out
     assert str(pflow_home / "pricing.toml") in out and f"genai-prices {catalogue_version()}" in out
 
 
@@ -72,8 +73,8 @@ def test_show_an_alias_gives_the_pricing_file_model(cli, price_models, pflow_hom
     price_models(PRICING)
     code, out, _ = cli("pricing", "show", "my-gpt", "--format", "json")
     assert code == 0
-    assert json.loads(out) == {"model": "gpt-4o", "provider": None, "input": 4.0, "output": 8.0,
-                               "cache_read": 4.0, "cache_creation": 4.0, "source": "override",
+    assert json.loads(out) == {"model": "gpt-4o", "provider": None, "input_rate": 4.0, "output_rate": 8.0,
+                               "cache_read_rate": 4.0, "cache_creation_rate": 4.0, "source": "override",
                                "origin": f"pricing file {pflow_home / 'pricing.toml'}"}
 
 
@@ -196,11 +197,14 @@ def test_a_malformed_pricing_file_stops_reprice_before_writing(cli, ledger_url, 
 
 
 @pytest.mark.parametrize("fmt", ["table", "csv", "markdown"])
-def test_reprice_text_formats_have_a_row_per_model_and_a_total(cli, ledger_url, price_models, fmt):
+def test_reprice_text_formats_have_a_row_per_model_and_tables_a_total(cli, ledger_url, price_models, fmt):
     price_models(PRICING)
     write(ledger_url, make_run(calls=[input_only(), input_only("house-model", 0.3, provider="local")]))
     code, out, _ = cli("--db", ledger_url, "reprice", "--dry-run", "--format", fmt)
     rows = [line for line in out.splitlines() if line.lstrip("| ").startswith(("gpt-4o", "house-model", "total"))]
+    if fmt == "csv":  # one tidy table: the models, in plain numbers
+        assert code == 0 and rows == ["gpt-4o,1,1,2.5,4,1.5", "house-model,1,0,0.3,0.3,0"]
+        return
     assert code == 0 and len(rows) == 3 and "+$1.50" in rows[-1]
     if fmt == "markdown":  # a note straight after the table would read as one more table row
         assert "|\n\nnote: kept the old cost" in out

@@ -16,12 +16,13 @@ from pflow_metrics.cli import db as db_commands
 from pflow_metrics.cli import export as export_commands
 from pflow_metrics.cli import gate as gate_commands
 from pflow_metrics.cli import ingest as ingest_commands
-from pflow_metrics.cli import prune as prune_commands
 from pflow_metrics.cli import pricing as pricing_commands
+from pflow_metrics.cli import prune as prune_commands
 from pflow_metrics.cli import report as report_commands
 from pflow_metrics.cli import runs as runs_commands
 from pflow_metrics.cli import trace as trace_commands
 from pflow_metrics.cli.options import AppState
+from pflow_metrics.cli.query_options import Command
 from pflow_metrics.cli.render import one_line, warning_line
 from pflow_metrics.cli.run import run as run_command
 from pflow_metrics.errors import EXIT_USAGE, PflowMetricsError
@@ -31,7 +32,8 @@ app = typer.Typer(
     help="Run PocketFlow workflows and keep a ledger of their timings and LLM costs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
+    rich_markup_mode=None,  # click's plain help: no type placeholders, and rich is never imported
 )
 
 
@@ -41,7 +43,7 @@ def main_options(
     db: str = typer.Option(
         None, "--db", metavar="URL_OR_PATH",
         help="Ledger: a SQLAlchemy URL or a SQLite file path. Default: $PFLOW_METRICS_DB, "
-        "else $PFLOW_HOME/metrics.db.",
+        "else $PFLOW_HOME/metrics.db. Example: --db postgresql+psycopg://host/metrics.",
     ),
 ) -> None:
     ctx.obj = AppState(db=db)
@@ -54,9 +56,9 @@ app.command("budget")(budget_commands.budget)
 app.command("gate")(gate_commands.gate)
 app.add_typer(runs_commands.app, name="runs")
 app.command("export")(export_commands.export)
-app.command("ingest")(ingest_commands.ingest)
+app.command("ingest", cls=Command)(ingest_commands.ingest)
 app.command("prune")(prune_commands.prune)
-app.command("run")(run_command)
+app.command("run", cls=Command)(run_command)
 app.add_typer(trace_commands.app, name="trace")
 app.add_typer(pricing_commands.app, name="pricing")
 app.command("reprice")(pricing_commands.reprice)

@@ -8,10 +8,25 @@ from decimal import Decimal, InvalidOperation
 import typer
 
 from pflow_metrics.cli.options import open_existing_ledger
-from pflow_metrics.cli.query_options import Format, Since, Tag, Until, Workflow, build_filters, check_format
-from pflow_metrics.cli.render import clean, money, one_line, table, to_json
+from pflow_metrics.cli.query_options import (
+    Format,
+    FormatOption,
+    Since,
+    Tag,
+    Until,
+    Workflow,
+    build_filters,
+)
+from pflow_metrics.cli.render import (
+    columns,
+    json_rows,
+    money,
+    one_line,
+    render_rows,
+    to_json,
+)
 from pflow_metrics.errors import EXIT_FAILURE, UsageError
-from pflow_metrics.money import plain, usd
+from pflow_metrics.money import usd
 from pflow_metrics.timewindow import describe_window
 
 
@@ -35,17 +50,24 @@ def _limit(text: str) -> Decimal:
     return limit
 
 
+VERDICT = columns("status", "spend_usd", "limit_usd", "ratio", "unpriced_calls", "runs")
+OVER = columns("run_id", "workflow", "cost_usd")
+
+
 def budget(ctx: typer.Context,
-           max_usd: str = typer.Option(..., "--max-usd", help="The limit in USD; spend equal to it is within."),
+           max_usd: str = typer.Option(..., "--max-usd", metavar="USD",
+                                       help="The limit in USD; spend equal to it is within. Example: --max-usd 5."),
            since: Since = "24h", until: Until = None, workflow: Workflow = None, tag: Tag = None,
-           per_run: bool = typer.Option(False, "--per-run", help="Check each run against the limit."),
-           warn_at: str = typer.Option("80%", "--warn-at", help="Warn from this share of the limit."),
-           fail_on_unpriced: bool = typer.Option(False, "--fail-on-unpriced", help="Unpriced calls fail the check."),
-           format: Format = "table") -> None:
-    """Exit 0 within budget, 1 over it (or unpriced calls with --fail-on-unpriced), 2 on usage errors."""
+           per_run: bool = typer.Option(False, "--per-run",
+                                        help="Check each run against the limit. Default: the window's total."),
+           warn_at: str = typer.Option("80%", "--warn-at", metavar="SHARE",
+                                       help="Say warn from this share of the limit. Example: --warn-at 90%."),
+           fail_on_unpriced: bool = typer.Option(False, "--fail-on-unpriced",
+                                                 help="Unpriced calls fail the check. Default: they are only counted."),
+           format: FormatOption = Format.table) -> None:
+    """Exit 0 within budget (ok or warn), 1 over it (or unpriced calls with --fail-on-unpriced), 2 on usage errors."""
     from pflow_metrics.ledger.budgets import check_budget
 
-    fmt = check_format(format)
     limit = _limit(max_usd)
     warn_ratio = _percent(warn_at)
     filters = build_filters(since, until, workflow, None, None, tag)
@@ -59,27 +81,24 @@ def budget(ctx: typer.Context,
                    f"per run {window}")
     if check.unpriced_calls:
         verdict += f"; {check.unpriced_calls} unpriced calls not counted"
-    if fmt == "json":
+    if format is Format.json:
         typer.echo(to_json({"spend_usd": check.spend_usd, "limit_usd": limit, "ratio": check.ratio,
                             "status": check.status, "unpriced_calls": check.unpriced_calls,
-                            "offenders": check.offenders}))
-    elif fmt == "csv":  # one tidy table: the verdict, then one row per run over the limit
-        rows = [[check.status, plain(check.spend_usd), plain(limit), "" if check.ratio is None else plain(check.ratio),
-                 check.unpriced_calls, check.runs, "", "", ""]]
-        rows += [[check.status, plain(check.spend_usd), plain(limit), "", "", "", r["run_id"], r["workflow"],
-                  plain(r["cost_usd"])] for r in check.offenders]
-        typer.echo(table(rows, ["status", "spend_usd", "limit_usd", "ratio", "unpriced_calls", "runs",
-                                "over_run_id", "over_workflow", "over_cost_usd"], "csv"))
-    elif fmt == "markdown":
+                            "offenders": json_rows(check.offenders, OVER)}))
+    elif format is Format.csv:  # one tidy table: the verdict, then each run over the limit beside it
+        head = {"status": check.status, "spend_usd": check.spend_usd, "limit_usd": limit, "ratio": check.ratio,
+                "unpriced_calls": check.unpriced_calls, "runs": check.runs}
+        rows = [head] + [{**head, "ratio": None, "unpriced_calls": None, "runs": None, **run} for run in check.offenders]
+        typer.echo(render_rows(rows, VERDICT + OVER, format))
+    elif format is Format.markdown:
         mark = {"ok": "✅", "warn": "⚠️", "over": "❌", "unpriced": "❌"}[check.status]
-        lines = [f"### {mark} LLM budget", "", verdict]
+        lines = [f"### {mark} LLM budget", "", one_line(verdict)]
         if check.offenders:
-            lines += ["", table([[r["run_id"][:8], clean(r["workflow"]), money(r["cost_usd"])] for r in check.offenders],
-                                ["run", "workflow", "cost"], "markdown")]
+            lines += ["", render_rows(check.offenders, OVER, format)]
         typer.echo("\n".join(lines))
     else:
         typer.echo(one_line(verdict))
-        for run in check.offenders:
-            typer.echo(f"  over: run {run['run_id'][:8]} {clean(run['workflow'])} {money(run['cost_usd'])}")
+        if check.offenders:
+            typer.echo(render_rows(check.offenders, OVER, format))
     if check.failed:
         sys.exit(EXIT_FAILURE)

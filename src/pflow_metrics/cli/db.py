@@ -6,11 +6,25 @@ path with no ledger yet they say so without creating a file or folder.
 
 from __future__ import annotations
 
+from enum import Enum
+from typing import Annotated
+
 import typer
 
 from pflow_metrics.cli.options import state
+from pflow_metrics.cli.query_options import Format, FormatOption
+from pflow_metrics.cli.render import Section, columns, one_line, render_sections
 
 app = typer.Typer(help="Inspect and upgrade the ledger database.", no_args_is_help=True)
+
+LEDGER = columns("schema_revision", "head_revision", "crashed_runs", "stale_rollup_days", "spooled_records")
+SPOOL = columns("ledger", "waiting", "set_aside", "folder", "note")
+
+
+class CheckSection(str, Enum):
+    ledger = "ledger"
+    spool = "spool"
+
 
 NOT_YET = "it is created by the first recorded run or by `pflow-metrics db upgrade`"
 
@@ -22,7 +36,11 @@ def _schema_revision(ctx: typer.Context, upgrade: bool) -> str | None:
     empty database. Another application's database is a LedgerError (exit 2), left untouched.
     """
     from pflow_metrics.config import ledger_url
-    from pflow_metrics.ledger.engine import NoLedger, create_ledger_engine, ensure_schema
+    from pflow_metrics.ledger.engine import (
+        NoLedger,
+        create_ledger_engine,
+        ensure_schema,
+    )
 
     try:
         engine = create_ledger_engine(ledger_url(state(ctx).db), create=upgrade)
@@ -82,7 +100,11 @@ def db_upgrade(ctx: typer.Context) -> None:
 
 
 @app.command("check")
-def db_check(ctx: typer.Context) -> None:
+def db_check(ctx: typer.Context, format: FormatOption = Format.table,
+             section: Annotated[CheckSection | None, typer.Option(
+                 "--section", metavar="SECTION",
+                 help="Only one part: ledger or spool. Default: both (CSV: ledger). "
+                      "Example: --section spool.")] = None) -> None:
     """Report the schema state, runs left 'running' by dead processes, and spooled run records
     per ledger."""
     from pflow_metrics.cli.options import open_existing_ledger
@@ -90,32 +112,46 @@ def db_check(ctx: typer.Context) -> None:
     from pflow_metrics.ledger.engine import HEAD_REVISION, NoLedger
     from pflow_metrics.ledger.spool import ledger_identity, spooled_by_ledger
 
+    lines = []
+    figures = {"schema_revision": None, "head_revision": HEAD_REVISION, "crashed_runs": None, "stale_rollup_days": None}
     try:
         found = _schema_revision(ctx, upgrade=False)
     except NoLedger:
-        typer.echo(f"schema: no ledger at {_where(ctx)} ({NOT_YET})")
+        lines.append(f"schema: no ledger at {_where(ctx)} ({NOT_YET})")
         found = None
     else:
+        figures["schema_revision"] = found
         schema = "empty" if found is None else found + (
             " (head)" if found == HEAD_REVISION else f" (head is {HEAD_REVISION}; run `pflow-metrics db upgrade`)")
-        typer.echo(f"schema: {schema}")
+        lines.append(f"schema: {schema}")
     if found == HEAD_REVISION:  # never upgrade (modify) a ledger just to check it
         from pflow_metrics.ledger.queries import Filters, count_runs
         from pflow_metrics.ledger.rollups import dirty_days
 
         ledger = open_existing_ledger(ctx)  # marks runs of dead processes as crashed
         crashed = count_runs(ledger, Filters(status="crashed")) if ledger is not None else 0
-        typer.echo(f"crashed runs: {crashed}")
         stale = len(dirty_days(ledger)) if ledger is not None else 0
-        typer.echo(f"roll-ups: {stale} day{'s' if stale != 1 else ''} to rebuild (the next report does it)"
-                   if stale else "roll-ups: up to date")
+        figures.update(crashed_runs=crashed, stale_rollup_days=stale)
+        lines.append(f"crashed runs: {crashed}")
+        lines.append(f"roll-ups: {stale} day{'s' if stale != 1 else ''} to rebuild (the next report does it)"
+                     if stale else "roll-ups: up to date")
     spooled = spooled_by_ledger()
     this = ledger_identity(ledger_url(state(ctx).db))
-    typer.echo(f"spooled run records: {sum(len(entry.waiting) for entry in spooled)}")
+    figures["spooled_records"] = sum(len(entry.waiting) for entry in spooled)
+    lines.append(f"spooled run records: {figures['spooled_records']}")
+    spool = []
     for entry in spooled:
         notes = [note for note, wanted in (("the default ledger, old spool layout", entry.old_layout),
                                            ("this ledger: the next run recorded in it drains them",
                                             entry.ledger == this)) if wanted]
+        spool.append({"ledger": entry.ledger, "waiting": len(entry.waiting), "set_aside": len(entry.set_aside),
+                      "folder": str(entry.folder), "note": "; ".join(notes)})
         aside = f", {len(entry.set_aside)} refused by the ledger (.bad, kept)" if entry.set_aside else ""
-        typer.echo(f"  {len(entry.waiting)} for {entry.ledger}" + (f" ({'; '.join(notes)})" if notes else "")
-                   + f"{aside} in {entry.folder}")
+        lines.append(f"  {len(entry.waiting)} for {entry.ledger}" + (f" ({'; '.join(notes)})" if notes else "")
+                     + f"{aside} in {entry.folder}")
+    if format is Format.table and section is None:  # status lines read better than a one-row table
+        typer.echo("\n".join(one_line(line) for line in lines))
+        return
+    typer.echo(render_sections([Section("ledger", LEDGER, [figures], one=True),
+                                Section("spool", SPOOL, spool, "spooled run records", empty="no spooled run records")],
+                               format, section))

@@ -17,8 +17,9 @@ CSV_COLUMNS = ("run_id", "workflow", "status", "started_at", "ended_at", "durati
 
 
 def export(ctx: typer.Context,
-           format: str = typer.Option("jsonl", "--format", help="jsonl (run records), csv (one row per run) or "
-                                      "otlp (spans sent to an OpenTelemetry endpoint)."),
+           format: str = typer.Option("jsonl", "--format", metavar="FORMAT",
+                                      help="jsonl (run records), csv (one row per run) or "
+                                      "otlp (spans sent to an OpenTelemetry endpoint). Example: --format csv."),
            endpoint: str = typer.Option(None, "--endpoint", metavar="URL",
                                         help="With --format otlp: the OTLP/HTTP endpoint. Default: "
                                         "$OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4318. "

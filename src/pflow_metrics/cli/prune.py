@@ -9,8 +9,10 @@ from pflow_metrics.timewindow import parse_moment
 
 
 def prune(ctx: typer.Context,
-          older_than: str = typer.Option(..., "--older-than", help="e.g. 90d"),
-          dry_run: bool = typer.Option(False, "--dry-run", help="Only count what would go.")) -> None:
+          older_than: str = typer.Option(..., "--older-than", metavar="AGE",
+                                         help="Delete runs that started longer ago than this: 30m, 24h, 90d, 2w, "
+                                              "3mo, or a date. Example: --older-than 90d."),
+          dry_run: bool = typer.Option(False, "--dry-run", help="Only count what would go. Default: delete.")) -> None:
     """Delete runs that started before the given age."""
     from pflow_metrics.ledger.queries import prune as prune_runs
     from pflow_metrics.record import utcnow

@@ -1,28 +1,90 @@
-"""The options every query command shares, and turning them into ledger Filters."""
+"""The options every query command shares, declared once, and turning them into ledger Filters.
+
+Each option has a metavar (DURATION, NAME, K=V, FORMAT) and help with an example, so that
+`--help` reads like a finished tool; Typer adds the default."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from typer.core import TyperArgument, TyperCommand
 
 from pflow_metrics.cli.options import parse_pairs
 from pflow_metrics.errors import UsageError
-from pflow_metrics.ledger.queries import Filters
 from pflow_metrics.record import RUN_STATUSES
 from pflow_metrics.timewindow import parse_moment
 
-Since = Annotated[str, typer.Option("--since", help="Start of the window: 30m, 24h, 7d, 2w, 3mo, 2026-11-01, today.")]
-Until = Annotated[str | None, typer.Option("--until", help="End of the window (same forms as --since).")]
-Workflow = Annotated[list[str] | None, typer.Option("--workflow", help="Workflow name or glob (repeatable).")]
-Model = Annotated[str | None, typer.Option("--model", help="Only calls to this model.")]
-Status = Annotated[str | None, typer.Option("--status", help="Only runs with this status.")]
-Tag = Annotated[list[str] | None, typer.Option("--tag", help="K=V (repeatable).")]
-Format = Annotated[str, typer.Option("--format", help="table, json, csv or markdown.")]
-Utc = Annotated[bool, typer.Option("--utc", help="Show times in UTC instead of local time.")]
+if TYPE_CHECKING:
+    from pflow_metrics.ledger.filters import Filters
 
-FORMATS = ("table", "json", "csv", "markdown")
+
+class Format(str, Enum):
+    """--format of every listing command (`export` has its own)."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+class PageFormat(str, Enum):
+    """--format of `report` and `runs show`, which also make an HTML page."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+    html = "html"
+
+
+FORMAT_HELP = "table, json, csv (one table) or markdown. Example: --format csv."
+Since = Annotated[str, typer.Option(
+    "--since", metavar="WHEN",
+    help="Start of the window: an age (30m, 24h, 7d, 2w, 3mo), a date (2026-11-01) or today. Example: --since 24h.")]
+Until = Annotated[str | None, typer.Option(
+    "--until", metavar="WHEN", help="End of the window, same forms as --since. Default: now. Example: --until today.")]
+Workflow = Annotated[list[str] | None, typer.Option(
+    "--workflow", metavar="NAME",
+    help="Only this workflow; a glob, repeatable. Default: all. Example: --workflow 'nightly-*'.")]
+Model = Annotated[str | None, typer.Option(
+    "--model", metavar="MODEL", help="Only calls to this model. Default: all. Example: --model gpt-4o.")]
+Status = Annotated[str | None, typer.Option(
+    "--status", metavar="STATUS",
+    help=f"Only runs with this status: {', '.join(RUN_STATUSES)}. Default: all. Example: --status failed.")]
+Tag = Annotated[list[str] | None, typer.Option(
+    "--tag", metavar="K=V", help="Only runs with this tag, repeatable. Default: all. Example: --tag team=data.")]
+FormatOption = Annotated[Format, typer.Option("--format", metavar="FORMAT", help=FORMAT_HELP)]
+PageFormatOption = Annotated[PageFormat, typer.Option(
+    "--format", metavar="FORMAT",
+    help="table, json, csv (one table), markdown or html (a page; with -o FILE). Example: --format html -o out.html.")]
+Output = Annotated[Path | None, typer.Option(
+    "-o", "--output", metavar="FILE", help="Write to this file instead of stdout. Default: stdout. Example: -o report.html.")]
+
+
+class _Argument(TyperArgument):
+    """An argument shown in usage and help by its metavar as written (FILE..., RUN_ID), without
+    Typer's `{name}` braces and `<str>` type placeholders."""
+
+    def _usage_display_name(self) -> str:
+        return self.metavar or self.name.upper() + ("..." if self.nargs != 1 else "")
+
+    _rich_display_name = _usage_display_name  # the name in the Arguments list too
+
+    def display_type_rich(self, ctx: typer.Context) -> None:
+        return None
+
+
+class Command(TyperCommand):
+    """A command whose arguments read as `_Argument` does (`app.command(..., cls=Command)`)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if type(param) is TyperArgument:
+                param.__class__ = _Argument
 
 
 def parse_tags(pairs: list[str] | None) -> dict[str, str]:
@@ -31,6 +93,8 @@ def parse_tags(pairs: list[str] | None) -> dict[str, str]:
 
 def build_filters(since: str | None, until: str | None, workflow: list[str] | None, model: str | None,
                   status: str | None, tag: list[str] | None) -> Filters:
+    from pflow_metrics.ledger.filters import Filters
+
     if status is not None and status not in RUN_STATUSES:
         raise UsageError(f"--status: must be one of {', '.join(RUN_STATUSES)}, got '{status}'")
     start = parse_moment(since, "--since") if since else None
@@ -45,15 +109,3 @@ def build_filters(since: str | None, until: str | None, workflow: list[str] | No
         status=status,
         tags=parse_tags(tag),
     )
-
-
-def check_format(value: str) -> str:
-    if value not in FORMATS:
-        raise UsageError(f"--format: must be one of {', '.join(FORMATS)}, got '{value}'")
-    return value
-
-
-def show_time(moment: datetime | None, utc: bool) -> str:
-    if moment is None:
-        return "-"
-    return moment.strftime("%Y-%m-%d %H:%M:%SZ") if utc else moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")

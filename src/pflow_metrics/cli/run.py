@@ -40,19 +40,32 @@ class StoppedBySignal(KeyboardInterrupt):
 
 def run(
     ctx: typer.Context,
-    args: list[str] = typer.Argument(None, metavar="[FILE] [NAME=VALUE]...",
-                                     help="The workflow file (unless --plan), then its inputs."),
-    output_format: OutputFormat = typer.Option(OutputFormat.text, "--output-format",
-                                               help="json: one JSON object on stdout, with metrics."),
-    trace: bool = typer.Option(False, "--trace", help="Write a workflow trace to $PFLOW_HOME/debug."),
-    trace_planner: bool = typer.Option(False, "--trace-planner", help="Write the planner's prompts and answers."),
-    no_ledger: bool = typer.Option(False, "--no-ledger", help="Do not record the run."),
-    budget_usd: float = typer.Option(None, "--budget-usd", help="Stop before the next node once cost passes this."),
-    tag: list[str] = typer.Option(None, "--tag", metavar="K=V", help="Tag the run (repeatable)."),
-    plan: str = typer.Option(None, "--plan", metavar="REQUEST", help="Let an LLM write the workflow, then run it."),
-    planner_model: str = typer.Option(None, "--planner-model", help="The llm model the planner uses."),
-    save: Path = typer.Option(None, "--save", help="Keep the planned workflow in this file."),
-    store_prompts: bool = typer.Option(False, "--store-prompts", help="Keep prompts and answers in the ledger."),
+    args: list[str] = typer.Argument(None, metavar="[FILE] [NAME=VALUE...]",
+                                     help="The workflow file (unless --plan), then its inputs. "
+                                          "Example: flow.json topic=costs."),
+    output_format: OutputFormat = typer.Option(OutputFormat.text, "--output-format", metavar="FORMAT",
+                                               help="text, or json: one JSON object on stdout, with metrics. "
+                                                    "Example: --output-format json."),
+    trace: bool = typer.Option(False, "--trace", help="Write a workflow trace to $PFLOW_HOME/debug. Default: none."),
+    trace_planner: bool = typer.Option(False, "--trace-planner",
+                                       help="Write the planner's prompts and answers. Default: only when it fails."),
+    no_ledger: bool = typer.Option(False, "--no-ledger", help="Do not record the run. Default: record it."),
+    budget_usd: float = typer.Option(None, "--budget-usd", metavar="USD",
+                                     help="Stop before the next node once cost passes this. Default: no limit. "
+                                          "Example: --budget-usd 0.50."),
+    tag: list[str] = typer.Option(None, "--tag", metavar="K=V",
+                                  help="Tag the run, repeatable. Default: none. Example: --tag team=data."),
+    plan: str = typer.Option(None, "--plan", metavar="REQUEST",
+                             help="Let an LLM write the workflow, then run it. Default: run FILE. "
+                                  "Example: --plan 'summarize README.md'."),
+    planner_model: str = typer.Option(None, "--planner-model", metavar="MODEL",
+                                      help="The llm model the planner uses. Default: llm's default model. "
+                                           "Example: --planner-model gpt-4o-mini."),
+    save: Path = typer.Option(None, "--save", metavar="FILE",
+                              help="Keep the planned workflow in this file. Default: not kept. "
+                                   "Example: --save planned.json."),
+    store_prompts: bool = typer.Option(False, "--store-prompts",
+                                       help="Keep prompts and answers in the ledger. Default: counts only."),
     otel: bool = typer.Option(False, "--otel", help="Also send the run to OpenTelemetry as it finishes "
                               "(OTEL_EXPORTER_OTLP_ENDPOINT). Default: $PFLOW_METRICS_OTEL, else off. Example: --otel."),
 ) -> None:

@@ -2,72 +2,112 @@
 
 from __future__ import annotations
 
+from enum import Enum
+from typing import Annotated
+
 import typer
 
 from pflow_metrics.cli.options import open_existing_ledger
-from pflow_metrics.cli.query_options import (Format, Model, Since, Status, Tag, Until, Utc, Workflow,
-                                             build_filters, check_format, show_time)
-from pflow_metrics.cli.render import NO_RUNS, clean, duration, money, table, to_json
+from pflow_metrics.cli.query_options import (
+    Command,
+    Format,
+    FormatOption,
+    Model,
+    Output,
+    PageFormat,
+    PageFormatOption,
+    Since,
+    Status,
+    Tag,
+    Until,
+    Workflow,
+    build_filters,
+)
+from pflow_metrics.cli.render import (
+    NO_RUNS,
+    Section,
+    columns,
+    emit,
+    html_page,
+    render_rows,
+    render_sections,
+    to_json,
+)
 from pflow_metrics.errors import UsageError
+from pflow_metrics.record import MAX_COUNT, TOKEN_KINDS
 
 app = typer.Typer(help="List recorded runs and show one in detail.", no_args_is_help=True)
+
+TOKENS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens", "thinking_tokens")
+LISTED = columns("run_id", "workflow", "status", "started_at", "duration_ms", "cost_usd", "cost_is_lower_bound",
+                 "unpriced_calls", *TOKENS[:2], "error", hidden=(*TOKENS[:2], "error"))
+RUN = columns("run_id", "workflow", "status", "started_at", "ended_at", "duration_ms", "cost_usd",
+              "cost_is_lower_bound", "unpriced_calls", *TOKENS, "error")
+NODES = columns("start_offset_ms", "node_id", "node_type", "phase", "duration_ms", "status", "attempts", "items",
+                "action", "error", hidden=("error",))
+CALLS = columns("node_id", "phase", "model", "provider", *TOKENS, "cost_usd", "duration_ms", "started_at",
+                hidden=("duration_ms", "started_at"))
+
+
+class RunSection(str, Enum):
+    run = "run"
+    nodes = "nodes"
+    calls = "calls"
 
 
 @app.command("list")
 def runs_list(ctx: typer.Context, since: Since = "7d", until: Until = None, workflow: Workflow = None,
-              model: Model = None, status: Status = None, tag: Tag = None, format: Format = "table",
-              utc: Utc = False, limit: int = typer.Option(20, "--limit", min=1, max=2**63 - 1)) -> None:
+              model: Model = None, status: Status = None, tag: Tag = None, format: FormatOption = Format.table,
+              limit: int = typer.Option(20, "--limit", metavar="N", min=1,
+                                        help="Show at most N runs. Example: --limit 100.")) -> None:
     """Recent runs, newest first."""
     from pflow_metrics.ledger.queries import list_runs
 
-    fmt = check_format(format)
     filters = build_filters(since, until, workflow, model, status, tag)
     ledger = open_existing_ledger(ctx)
+    if limit > MAX_COUNT:
+        raise UsageError(f"--limit: at most {MAX_COUNT}, got {limit}")
     rows = list_runs(ledger, filters, limit) if ledger is not None else []
-    if fmt == "json":
-        typer.echo(to_json(rows))
-        return
-    if not rows:
+    for row in rows:  # the run record's names; the cost leaves unpriced calls out
+        row["run_id"] = row.pop("id")
+        row["cost_is_lower_bound"] = bool(row["unpriced_calls"])
+    if not rows and format in (Format.table, Format.markdown):
         typer.echo(NO_RUNS)
         return
-    typer.echo(table(
-        [[row["id"][:8], clean(row["workflow"], 40), row["status"], show_time(row["started_at"], utc),
-          duration(row["duration_ms"]),
-          money(row["cost_usd"], bool(row["unpriced_calls"]))
-          + (f" ({row['unpriced_calls']} unpriced)" if row["unpriced_calls"] else "")] for row in rows],
-        ["run", "workflow", "status", "started", "duration", "cost"], fmt))
+    typer.echo(render_rows(rows, LISTED, format))
 
 
-@app.command("show")
-def runs_show(ctx: typer.Context, run_id: str = typer.Argument(..., help="A run id or a unique prefix."),
-              format: Format = "table", utc: Utc = False) -> None:
-    """One run: its summary, node timeline and LLM calls. --format json gives the run record."""
-    fmt = check_format(format)
+@app.command("show", cls=Command)
+def runs_show(ctx: typer.Context,
+              run_id: str = typer.Argument(..., metavar="RUN_ID",
+                                           help="A run id or a unique prefix of one. Example: 3f2a9c1e."),
+              format: PageFormatOption = PageFormat.table,
+              section: Annotated[RunSection | None, typer.Option(
+                  "--section", metavar="SECTION",
+                  help="Only one part: run, nodes or calls. Default: all (CSV: run). "
+                       "Example: --section calls.")] = None,
+              output: Output = None) -> None:
+    """One run: its figures, node timeline and LLM calls. --format json gives the run record."""
     ledger = open_existing_ledger(ctx)
     if ledger is None:
         raise UsageError(f"no run matches {run_id!r}")
     record = ledger.get_run(run_id)
-    if fmt == "json":
-        typer.echo(to_json(record.to_dict()))
+    if format is PageFormat.html:
+        if section is not None:
+            raise UsageError("--section: an HTML page has every section; leave out --section")
+        emit(html_page("run_page", record), output)
         return
-    head = [["run", record.run_id], ["workflow", clean(record.workflow)], ["status", record.status],
-            ["started", show_time(record.started_at, utc)],
-            ["duration", duration(record.duration_ms)],
-            ["cost", money(record.priced_cost_usd, bool(record.unpriced_calls))
-             + (f" ({record.unpriced_calls} unpriced calls)" if record.unpriced_calls else "")],
-            ["tokens", ", ".join(f"{k} {v:,}" for k, v in record.tokens.to_dict().items())]]
-    if record.error:
-        head.append(["error", clean(record.error, 200)])
-    sections = [table(head, ["", ""], fmt)]
-    if record.nodes:
-        sections.append(table([[f"+{n.start_offset_ms:.0f}ms", clean(n.node_id), n.node_type, n.phase,
-                                duration(n.duration_ms), n.status, n.attempts, clean(n.action or "")]
-                               for n in record.nodes],
-                              ["at", "node", "type", "phase", "duration", "status", "attempts", "action"], fmt))
-    if record.llm_calls:
-        sections.append(table([[clean(c.node_id), c.phase, clean(c.model), c.provider or "-", c.input_tokens,
-                                c.output_tokens, c.cache_read_tokens, c.thinking_tokens, money(c.cost_usd)]
-                               for c in record.llm_calls],
-                              ["node", "phase", "model", "provider", "input", "output", "cache read", "thinking",
-                               "cost"], fmt))
-    typer.echo("\n\n".join(sections))
+    if format is PageFormat.json and section is None:
+        emit(to_json(record.to_dict()), output)
+        return
+    tokens = record.tokens
+    figures = {"run_id": record.run_id, "workflow": record.workflow, "status": record.status,
+               "started_at": record.started_at, "ended_at": record.ended_at, "duration_ms": record.duration_ms,
+               "cost_usd": record.priced_cost_usd, "cost_is_lower_bound": bool(record.unpriced_calls),
+               "unpriced_calls": record.unpriced_calls, "error": record.error,
+               **{f"{kind}_tokens": getattr(tokens, kind) for kind in TOKEN_KINDS}}
+    emit(render_sections([
+        Section("run", RUN, [figures], one=True),
+        Section("nodes", NODES, record.nodes, "nodes"),
+        Section("calls", CALLS, record.llm_calls, "LLM calls"),
+    ], format, section), output)

@@ -11,26 +11,58 @@ from typing import Any
 
 import typer
 
-from pflow_metrics.cli.render import duration, money
+from pflow_metrics.cli.query_options import Command, Format, FormatOption
+from pflow_metrics.cli.render import columns, duration, local_time, money, render_rows
 from pflow_metrics.config import PRIVATE_FILE_MODE
 from pflow_metrics.errors import UsageError
 
 app = typer.Typer(help="Read workflow traces (written by `run --trace`).", no_args_is_help=True)
 
 
-@app.command("show")
-def show(file: Path = typer.Argument(..., metavar="FILE", help="A workflow-trace-*.jsonl file.")) -> None:
-    """Print the header, one line per node (with its LLM calls and changed keys), and the summary."""
-    from pflow_metrics.instrumentation.trace import read_trace  # with the redactor: only when asked
-
-    for line in timeline(read_trace(file)):
-        typer.echo(line)
+NODES = columns("start_offset_ms", "node_id", "node_type", "phase", "status", "duration_ms", "attempts", "items",
+                "action", "calls", "input_tokens", "output_tokens", "cost_usd", "error", hidden=("error",))
 
 
-@app.command("export")
+@app.command("show", cls=Command)
+def show(file: Path = typer.Argument(..., metavar="FILE",
+                                     help="A workflow-trace-*.jsonl file. Example: ~/.pflow/debug/workflow-trace-x.jsonl."),
+         format: FormatOption = Format.table) -> None:
+    """Print the header, one line per node (with its LLM calls and changed keys), and the summary;
+    with --format json, csv or markdown, one row per node."""
+    from pflow_metrics.instrumentation.trace import (
+        read_trace,  # with the redactor: only when asked
+    )
+
+    events = read_trace(file)
+    if format is Format.table:
+        for line in timeline(events):
+            typer.echo(line)
+        return
+    typer.echo(render_rows([node_row(event) for event in events[1:] if event.get("type") == "node"], NODES, format))
+
+
+def node_row(event: dict[str, Any]) -> dict[str, Any]:
+    """A node event as a row of typed values: a field of the wrong type is left empty."""
+    from pflow_metrics.money import usd
+
+    calls = [call for call in _list(event.get("llm_calls")) if isinstance(call, dict)]
+    costs = [_number(call.get("cost_usd")) for call in calls]
+    return {
+        **{name: value if isinstance(value := event.get(name), str) else None
+           for name in ("node_id", "node_type", "phase", "status", "action", "error")},
+        "start_offset_ms": _number(event.get("start_offset_ms")), "duration_ms": _number(event.get("duration_ms")),
+        "attempts": _count(event.get("attempts")), "items": _count(event.get("items")), "calls": len(calls),
+        "input_tokens": sum(_count(call.get("input_tokens")) or 0 for call in calls),
+        "output_tokens": sum(_count(call.get("output_tokens")) or 0 for call in calls),
+        "cost_usd": None if None in costs else sum((usd(cost) for cost in costs), usd(0)),
+    }
+
+
+@app.command("export", cls=Command)
 def export(
-    file: Path = typer.Argument(..., metavar="FILE", help="A workflow-trace-*.jsonl file."),
-    out: Path = typer.Option(None, "-o", "--output", metavar="OUT", help="Write here instead of stdout."),
+    file: Path = typer.Argument(..., metavar="FILE", help="A workflow-trace-*.jsonl file (written by run --trace)."),
+    out: Path = typer.Option(None, "-o", "--output", metavar="FILE",
+                             help="Write here instead of stdout. Default: stdout. Example: -o trace.json."),
 ) -> None:
     """Write the trace as pflow's trace document (JSON), for tools that read pflow traces."""
     from pflow_metrics.instrumentation.trace import read_trace
@@ -56,7 +88,7 @@ def timeline(events: list[dict[str, Any]]) -> list[str]:
     text is shown printable (control characters escaped) and cut."""
     header = events[0]
     lines = [f"trace of {_text(header.get('workflow'))} · run {_text(header.get('run_id'), 8, cut='')} · "
-             f"started {_text(header.get('started_at'))}"]
+             f"started {_moment(header.get('started_at'))}"]
     for event in events[1:]:
         if event.get("type") == "node":
             lines.extend(_node_lines(event))
@@ -119,6 +151,16 @@ def _text(value: Any, limit: int = 80, cut: str = "…") -> str:
     text = text[: limit * 8]  # escaping at most octuples a character; cut before, not after
     shown = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
     return shown if len(shown) <= limit else shown[: limit - len(cut)] + cut
+
+
+def _moment(value: Any) -> str:
+    """The header's start in the one time rule (local time with offset), or the text as it is."""
+    from datetime import datetime
+
+    try:
+        return local_time(datetime.fromisoformat(value))
+    except (TypeError, ValueError):
+        return _text(value)
 
 
 def _number(value: Any) -> float | None:

@@ -13,11 +13,12 @@ else the ledger derives from a run follow the new costs.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
-from pflow_metrics.ledger.queries import Filters, iter_records
+from pflow_metrics.ledger.queries import Filters, count_runs, iter_records
 from pflow_metrics.ledger.store import Ledger
 from pflow_metrics.money import ZERO
 from pflow_metrics.pricing import PROVIDER_REPORTED, price_call
@@ -59,13 +60,18 @@ class RepriceResult:
         return self.new_cost_usd - self.old_cost_usd
 
 
-def reprice(ledger: Ledger, filters: Filters, *, dry_run: bool = False, at: datetime | None = None) -> RepriceResult:
+def reprice(ledger: Ledger, filters: Filters, *, dry_run: bool = False, at: datetime | None = None,
+            progress: Callable[[int, int], None] | None = None) -> RepriceResult:
     """Price the calls of the runs in `filters` at `at` (default now) and, unless `dry_run`,
-    write the runs whose calls changed. Returns what changed."""
+    write the runs whose calls changed. Returns what changed. `progress(done, total)` is told
+    how many runs of the window have been looked at (the CLI draws a bar with it)."""
     moment = at or utcnow()
     result = RepriceResult()
     pending: list[RunRecord] = []
-    for record in iter_records(ledger, filters):
+    total = count_runs(ledger, filters) if progress is not None else 0
+    for done, record in enumerate(iter_records(ledger, filters), 1):
+        if progress is not None:
+            progress(done, max(total, done))
         if record.status == "running":
             result.running_skipped += 1
             continue
