@@ -29,4 +29,4 @@ def print_table(title: str, rows: list[tuple[str, str, str, str]]) -> None:
 
 
 def verdict(ok: bool, target: str) -> str:
-    return f"{'ok  ' if ok else 'MISS'} {target}"
+    return f"{'PASS' if ok else 'FAIL'} {target}"

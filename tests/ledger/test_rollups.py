@@ -258,3 +258,20 @@ def test_runs_in_a_ledger_from_before_rollups_are_reported_after_the_upgrade(led
 
 def test_every_cost_key_is_checked():
     assert {key for keys in KEY_SETS for key in keys} == set(COST_KEYS)
+
+
+def test_the_budget_spend_from_roll_ups_is_each_runs_spend_added_up(ledger_url):
+    from pflow_metrics.ledger.queries import spend, window_spend
+
+    runs = random_runs(random.Random(23), 80)
+    with Ledger.open(ledger_url) as ledger:
+        ledger.finish_runs(runs)
+        windows = [Filters(), Filters(since=BASE + timedelta(days=3, hours=7)),
+                   Filters(since=BASE + timedelta(days=10, minutes=13), until=BASE + timedelta(days=50, hours=2)),
+                   Filters(since=BASE + timedelta(days=20), workflows=["digest*"], status="success")]
+        for filters in windows:
+            exact = spend(ledger, filters)
+            expected = [run for run in runs if in_window(run, filters)]
+            assert window_spend(ledger, filters) == {
+                "cost_usd": exact["cost_usd"], "unpriced_calls": exact["unpriced_calls"], "runs": len(expected)}
+            assert exact["cost_usd"] == sum((run.priced_cost_usd for run in expected), ZERO)

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from pflow_metrics.ledger.filters import Filters
-from pflow_metrics.ledger.queries import spend
+from pflow_metrics.ledger.queries import spend, window_spend
 from pflow_metrics.ledger.store import Ledger
 from pflow_metrics.money import ZERO, ratio
 
@@ -36,10 +36,14 @@ class BudgetCheck:
 
 def check_budget(ledger: Ledger | None, filters: Filters, limit: Decimal, *, per_run: bool = False,
                  warn_at: Decimal = Decimal("0.8"), fail_on_unpriced: bool = False) -> BudgetCheck:
-    """The verdict for the runs in `filters` (none when there is no ledger yet)."""
-    found = spend(ledger, filters) if ledger is not None else {"cost_usd": ZERO, "unpriced_calls": 0, "runs": []}
-    runs = found["runs"]
-    offenders = [run for run in runs if run["cost_usd"] > limit] if per_run else []
+    """The verdict for the runs in `filters` (none when there is no ledger yet). The window's
+    spend comes from the roll-ups; only `per_run` reads each run's own."""
+    if ledger is None:
+        found: dict[str, Any] = {"cost_usd": ZERO, "unpriced_calls": 0, "runs": [] if per_run else 0}
+    else:
+        found = spend(ledger, filters) if per_run else window_spend(ledger, filters)
+    runs = found["runs"] if per_run else []
+    offenders = [run for run in runs if run["cost_usd"] > limit]
     checked = max((run["cost_usd"] for run in runs), default=ZERO) if per_run else found["cost_usd"]
     share = ratio(checked, limit) if limit else None
     over = bool(offenders) if per_run else found["cost_usd"] > limit
@@ -52,6 +56,7 @@ def check_budget(ledger: Ledger | None, filters: Filters, limit: Decimal, *, per
     else:
         status = "ok"
     return BudgetCheck(spend_usd=found["cost_usd"], limit_usd=limit, ratio=share, status=status,
-                       unpriced_calls=found["unpriced_calls"], runs=len(runs), per_run=per_run,
+                       unpriced_calls=found["unpriced_calls"], runs=len(runs) if per_run else found["runs"],
+                       per_run=per_run,
                        offenders=[{"run_id": run["id"], "workflow": run["workflow"], "cost_usd": run["cost_usd"]}
                                   for run in offenders])

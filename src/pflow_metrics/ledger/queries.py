@@ -8,7 +8,7 @@ roll-ups (ledger/rollups.py), so their time grows with the window, not with the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -376,6 +376,14 @@ def spend(ledger: Ledger, filters: Filters) -> dict[str, Any]:
             "unpriced_calls": sum(run["unpriced_calls"] for run in runs), "runs": runs}
 
 
+def window_spend(ledger: Ledger, filters: Filters) -> dict[str, Any]:
+    """`spend` without each run's own: read from the roll-ups, so a year costs what a day does."""
+    runs = window_rows(ledger, filters, ("runs",), durations=False).runs
+    total = group(runs, (), ("runs", "cost_nanousd", "unpriced_calls"))[0] if runs else None
+    return {"cost_usd": from_nanos(total["cost_nanousd"]) if total else ZERO,
+            "unpriced_calls": int(total["unpriced_calls"]) if total else 0, "runs": int(total["runs"]) if total else 0}
+
+
 def run_values(ledger: Ledger, filters: Filters) -> list[dict[str, Any]]:
     """One dict per matching run, oldest first: run_id, workflow, status, started_at,
     duration_ms, llm_calls, tokens (every kind summed), cost_usd (what its priced calls cost,
@@ -410,10 +418,32 @@ def iter_records(ledger: Ledger, filters: Filters, chunk: int = 500) -> Iterator
         yield from ledger.iter_runs(ids[start:start + chunk])
 
 
-def prune(ledger: Ledger, older_than: timedelta, dry_run: bool = False) -> int:
-    """Delete runs (with their nodes and calls) that started before now - older_than."""
+PRUNE_BATCH = 1_000  # runs deleted per transaction when prune reports progress
+
+
+def prune(ledger: Ledger, older_than: timedelta, dry_run: bool = False,
+          progress: Callable[[int, int], None] | None = None) -> int:
+    """Delete runs (with their nodes and calls) that started before now - older_than. With
+    `progress`, they go oldest first, about PRUNE_BATCH at a time, and `progress(deleted,
+    total)` is told after each batch (the CLI draws a bar with it)."""
     cutoff = utcnow() - older_than
-    count = count_runs(ledger, Filters(until=cutoff))
-    if count and not dry_run:
+    old = Filters(until=cutoff)
+    count = count_runs(ledger, old)
+    if not count or dry_run:
+        return count
+    if progress is None:
         ledger.delete_runs_started_before(cutoff)
+        return count
+    left = count
+    while left:
+        progress(count - left, count)
+        with ledger.sql() as conn:  # the batch ends before the start of the run PRUNE_BATCH places on
+            found = conn.dicts(Sql("SELECT started_at") + _runs_where(old, conn.dialect)
+                               + Sql(" ORDER BY started_at LIMIT 1 OFFSET ?", (PRUNE_BATCH,)))
+        ledger.delete_runs_started_before(found[0]["started_at"] if found else cutoff)
+        before, left = left, count_runs(ledger, old)
+        if left == before:  # more than a batch of runs share one start: the rest at once
+            ledger.delete_runs_started_before(cutoff)
+            left = count_runs(ledger, old)
+    progress(count, count)
     return count

@@ -318,11 +318,12 @@ def plan_window(first_run: datetime, last_run: datetime, since: datetime | None,
 
 
 def window_rows(ledger: Ledger, filters: Filters, tables: Iterable[str] = tuple(TABLES),
-                by_day: bool = False) -> Rows:
+                by_day: bool = False, durations: bool = True) -> Rows:
     """All rows of the window: roll-ups for whole clean days and months, raw rows for the rest.
 
     `by_day` keeps day resolution (for --by day and week, and the cost-per-day chart); its
-    roll-up rows come without duration sketches, which only months need.
+    roll-up rows come without duration sketches, which only months need; so do all of them
+    without `durations`.
     Filters the roll-ups do not carry (tags, and --model for run figures) read raw rows only.
     """
     tables = tuple(tables)
@@ -342,7 +343,7 @@ def window_rows(ledger: Ledger, filters: Filters, tables: Iterable[str] = tuple(
         still_dirty = refresh(ledger, utc_day(start), utc_day(end))
         plan = plan_window(*bounds, filters.since, filters.until, still_dirty, by_day)
     with ledger.sql() as conn:
-        rows = read_rollups(conn, filters, plan, tables, sketches=not by_day)
+        rows = read_rollups(conn, filters, plan, tables, sketches=durations and not by_day)
         rows.extend(raw_rows(conn, filters, plan.raw, tables))
     return rows
 
