@@ -6,6 +6,7 @@ path with no ledger yet they say so without creating a file or folder.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from typing import Annotated
 
@@ -13,7 +14,13 @@ import typer
 
 from pflow_metrics.cli.options import state
 from pflow_metrics.cli.query_options import Format, FormatOption
-from pflow_metrics.cli.render import Section, columns, one_line, render_sections
+from pflow_metrics.cli.render import (
+    Section,
+    columns,
+    one_line,
+    progress_bar,
+    render_sections,
+)
 
 app = typer.Typer(help="Inspect and upgrade the ledger database.", no_args_is_help=True)
 
@@ -29,7 +36,7 @@ class CheckSection(str, Enum):
 NOT_YET = "it is created by the first recorded run or by `pflow-metrics db upgrade`"
 
 
-def _schema_revision(ctx: typer.Context, upgrade: bool) -> str | None:
+def _schema_revision(ctx: typer.Context, upgrade: bool, progress: Callable[[int, int], None] | None = None) -> str | None:
     """The revision the ledger had when opened (creating it or upgrading it to head if asked).
 
     Without `upgrade` nothing is created: NoLedger when there is no ledger file, None for an
@@ -49,7 +56,7 @@ def _schema_revision(ctx: typer.Context, upgrade: bool) -> str | None:
             raise
         return None  # an empty SQLite file: looked at, not touched
     try:
-        return ensure_schema(engine, upgrade=upgrade)
+        return ensure_schema(engine, upgrade=upgrade, progress=progress)
     finally:
         engine.dispose()
 
@@ -92,7 +99,8 @@ def db_upgrade(ctx: typer.Context) -> None:
     """Create the ledger or bring its schema to the newest revision."""
     from pflow_metrics.ledger.engine import HEAD_REVISION
 
-    found = _schema_revision(ctx, upgrade=True)
+    with progress_bar("upgrading the ledger", "revisions") as progress:
+        found = _schema_revision(ctx, upgrade=True, progress=progress)
     if found == HEAD_REVISION:
         typer.echo(f"already at {HEAD_REVISION} (head)")
     else:

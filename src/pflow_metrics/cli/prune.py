@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from pflow_metrics.cli.options import open_existing_ledger
+from pflow_metrics.cli.render import progress_bar
 from pflow_metrics.timewindow import parse_moment
 
 
@@ -20,5 +21,6 @@ def prune(ctx: typer.Context,
     now = utcnow()
     age = now - parse_moment(older_than, "--older-than", now=now)
     ledger = open_existing_ledger(ctx, write=True)
-    count = prune_runs(ledger, age, dry_run) if ledger is not None else 0
+    with progress_bar("pruning runs", "runs") as progress:
+        count = prune_runs(ledger, age, dry_run, progress) if ledger is not None else 0
     typer.echo(f"{'would delete' if dry_run else 'deleted'} {count} runs older than {older_than}")

@@ -20,7 +20,7 @@ import fcntl
 import os
 import sqlite3
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -260,10 +260,12 @@ def current_revision(engine: Engine) -> str | None:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def ensure_schema(engine: Engine, upgrade: bool = True, create: bool = True) -> str | None:
+def ensure_schema(engine: Engine, upgrade: bool = True, create: bool = True,
+                  progress: Callable[[int, int], None] | None = None) -> str | None:
     """Make sure the ledger is at head; upgrade it if allowed. Returns the revision found first
     (None for an empty database). Another application's database is a LedgerError; an empty
-    one gets the schema only with `create` (and `upgrade`), else it is NoLedger."""
+    one gets the schema only with `create` (and `upgrade`), else it is NoLedger. `progress` is
+    told each revision applied (migrate.upgrade_to)."""
     found = _checked_revision(engine)
     if found is None and not create:
         raise NoLedger(f"ledger {describe_location(engine)} is empty", missing=False)
@@ -274,7 +276,7 @@ def ensure_schema(engine: Engine, upgrade: bool = True, create: bool = True) -> 
         if _checked_revision(engine) != HEAD_REVISION:
             from pflow_metrics.ledger.migrate import upgrade_to
 
-            upgrade_to(engine, "head")
+            upgrade_to(engine, "head", progress=progress)
     return found
 
 

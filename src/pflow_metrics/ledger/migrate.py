@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -33,8 +34,27 @@ def script_revisions() -> list[str]:
     return [rev.revision for rev in reversed(list(script.walk_revisions()))]
 
 
-def upgrade_to(engine: Engine, revision: str = "head") -> None:
-    command.upgrade(alembic_config(engine), revision)
+def upgrade_to(engine: Engine, revision: str = "head", progress: Callable[[int, int], None] | None = None) -> None:
+    """Upgrade to `revision`; with `progress`, one revision at a time, telling it
+    `progress(applied, to_apply)` after each (the CLI draws a bar with it)."""
+    config = alembic_config(engine)
+    if progress is None:
+        command.upgrade(config, revision)
+        return
+    from sqlalchemy import inspect, text
+
+    from pflow_metrics.ledger.engine import VERSION_TABLE
+
+    with engine.connect() as conn:
+        current = (conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+                   if inspect(conn).has_table(VERSION_TABLE) else None)
+    revisions = script_revisions()
+    end = len(revisions) if revision == "head" else revisions.index(revision) + 1
+    steps = revisions[(revisions.index(current) + 1 if current in revisions else 0):end]
+    progress(0, len(steps))
+    for done, step in enumerate(steps, 1):
+        command.upgrade(config, step)
+        progress(done, len(steps))
 
 
 def downgrade_to(engine: Engine, revision: str) -> None:
