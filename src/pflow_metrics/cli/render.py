@@ -359,11 +359,10 @@ def bar_chart(points: list[tuple[str, Any]], width: int = 40) -> str:
     """One line per point: label, a bar of eighth-blocks scaled to the largest value, the value."""
     if not points:
         return ""
-    points = [(label, value or 0) for label, value in points]  # an unpriced day draws no bar
-    top = max(value for _, value in points) or 1
+    top = max(value or 0 for _, value in points) or 1
     lines = []
     for label, value in points:
-        eighths = round(value / top * width * 8)
+        eighths = round((value or 0) / top * width * 8)  # an unpriced day draws no bar
         bar = "█" * (eighths // 8) + (BLOCKS[eighths % 8] if eighths % 8 else "")
         lines.append(f"{label}  {bar.ljust(width)}  {money(value)}")
     return "\n".join(lines)

@@ -103,7 +103,7 @@ def _sections(data: Any, filters: Any, full: bool, markdown: bool) -> list[Secti
     }
     days = data.cost_per_day if data else []
     unpriced = [{"model": name} for name in (data.unpriced_models if data else [])]
-    day_section = Section("days", columns("day", *TOTALS), days, "cost per day (UTC)")
+    day_section = Section("days", columns("day", *TOTALS, hidden=TOKENS), days, "cost per day (UTC)")
     unpriced_section = Section("unpriced-models", columns("model"), unpriced, "unpriced models")
     if full:
         chart = bar_chart([(row.day, row.cost_usd) for row in days])
@@ -113,8 +113,10 @@ def _sections(data: Any, filters: Any, full: bool, markdown: bool) -> list[Secti
             + ", ".join(clean(row["model"]) for row in unpriced)) if unpriced else "")
     return [
         Section("summary", SUMMARY, [summary], one=True),
-        Section("workflows", columns("workflow", "runs", *TOTALS), data.top_workflows if data else [], "top workflows"),
-        Section("nodes", columns("workflow", "node_id", *TOTALS), data.expensive_nodes if data else [],
+        # Tokens per workflow and node are in JSON and CSV; the tables stay narrow enough to read.
+        Section("workflows", columns("workflow", "runs", *TOTALS, hidden=TOKENS), data.top_workflows if data else [],
+                "top workflows"),
+        Section("nodes", columns("workflow", "node_id", *TOTALS, hidden=TOKENS), data.expensive_nodes if data else [],
                 "most expensive nodes"),
         Section("slowest-nodes", columns("workflow", "node_id", "p95_ms", "executions"),
                 data.slowest_nodes if data else [], "slowest nodes"),
