@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import tempfile
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -193,6 +192,8 @@ def _read(path: Path) -> bytes:
 
 def _write(path: Path, text: str) -> None:
     """Write the snapshot whole or not at all: a temporary file beside it, then a rename."""
+    import tempfile
+
     temporary = None
     try:
         with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",

@@ -455,8 +455,9 @@ def _run_values(entry: Any, where: str, fail) -> RunValues:
     for key, count in (("llm_calls", calls), ("tokens", tokens)):
         if type(count) is not int or not 0 <= count <= MAX_COUNT:
             raise fail(f"{where}.{key}: expected a whole number from 0 to {MAX_COUNT}")
-    if duration is not None and (type(duration) not in (int, Decimal) or not 0 <= duration <= MAX_DURATION_MS):
-        raise fail(f"{where}.duration_ms: expected null or milliseconds from 0 to {MAX_DURATION_MS}")
+    # Any size a ledger may hold (a clock that stepped back can store a run's duration below 0).
+    if duration is not None and (type(duration) not in (int, Decimal) or not abs(duration) <= MAX_DURATION_MS):
+        raise fail(f"{where}.duration_ms: expected null or milliseconds, at most {MAX_DURATION_MS} either way")
     if cost is not None:
         if type(cost) not in (int, Decimal) or not 0 <= cost <= MAX_COUNT // 10**9:
             raise fail(f"{where}.cost_usd: expected null (unpriced) or dollars from 0 to {MAX_COUNT // 10**9}")
