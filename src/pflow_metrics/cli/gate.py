@@ -111,14 +111,7 @@ def gate(ctx: typer.Context,
                                            tags=_tags(baseline_tag, "--baseline-tag"))
 
     ledger = open_existing_ledger(ctx)
-    if baseline_file is not None:
-        runs, saved = gates.read_snapshot(_read(baseline_file), f"--baseline-file {baseline_file}")
-        baseline = gates.keep_workflows(runs, candidate_filters.workflows)
-        baseline_selection = {"source": "file", "file": str(baseline_file), "saved": saved}
-    else:
-        baseline = gates.select_runs(ledger, baseline_filters)
-        baseline_selection = {"source": "ledger", "tags": baseline_filters.tags, "since": baseline_filters.since,
-                              "workflows": baseline_filters.workflows}
+    baseline, baseline_selection = _baseline(ledger, baseline_file, baseline_filters)
     candidate = gates.select_runs(ledger, candidate_filters) if candidate_tags else {}
     candidate_selection = {"source": "ledger", "tags": candidate_tags, "workflows": candidate_filters.workflows}
     if save_baseline is not None:
@@ -131,7 +124,7 @@ def gate(ctx: typer.Context,
     verdict = gates.compare(candidate, baseline, settings, candidate_selection, baseline_selection)
     if not verdict.candidate["runs"]:
         typer.echo(warning_line(f"no finished candidate runs with {_pairs(candidate_tags)}"), err=True)
-    window = (f"file {baseline_file}" if baseline_file is not None
+    window = (f"file {clean(baseline_file, limit=None)}" if baseline_file is not None
               else describe_window(baseline_filters.since, None, since_text))
     if format == "json":
         typer.echo(to_json(verdict.to_dict()))
@@ -141,6 +134,17 @@ def gate(ctx: typer.Context,
         typer.echo(_text(verdict, candidate_tags, window, settings))
     if verdict.failed:
         sys.exit(EXIT_FAILURE)
+
+
+def _baseline(ledger, baseline_file: Path | None, filters) -> tuple[dict, dict]:
+    """The baseline runs by workflow, from the snapshot file or the ledger, and how they were chosen."""
+    from pflow_metrics.ledger import gate as gates
+
+    if baseline_file is None:
+        selection = {"source": "ledger", "tags": filters.tags, "since": filters.since, "workflows": filters.workflows}
+        return gates.select_runs(ledger, filters), selection
+    runs, saved = gates.read_snapshot(_read(baseline_file), f"--baseline-file {baseline_file}")
+    return gates.keep_workflows(runs, filters.workflows), {"source": "file", "file": str(baseline_file), "saved": saved}
 
 
 # -- options ------------------------------------------------------------------------------------
