@@ -114,7 +114,9 @@ def test_no_ledger_passes_with_a_warning_unless_data_is_required(cli, tmp_path):
     (["--candidate-tag", "a=b", "--confidence", "100%"], "--confidence: expected a percentage between 0% and 100%"),
     (["--candidate-tag", "a=b", "--confidence", "0%"], "--confidence: expected a percentage between"),
     (["--candidate-tag", "a=b", "--confidence", "0.95"], "--confidence: expected a percentage"),
-    (["--candidate-tag", "a=b", "--min-runs", "0"], "--min-runs: expected a whole number of at least 1"),
+    (["--candidate-tag", "a=b", "--min-runs", "0"], "--min-runs: expected a whole number from 1 to 1,000,000"),
+    (["--candidate-tag", "a=b", "--min-runs", "1000001"], "--min-runs: expected a whole number from 1 to"),
+    (["--baseline-tag", "no-equals"], "--baseline-tag: expected K=V"),  # named before --candidate-tag is missed
     (["--candidate-tag", "a=b", "--min-runs", "1.5"], "'--min-runs'"),
     (["--candidate-tag", "a=b", "--format", "csv"], "--format: must be one of table, json, markdown"),
     (["--candidate-tag", "a=b", "--baseline-since", "500000000000000d"], "--baseline-since: "),

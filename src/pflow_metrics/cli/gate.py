@@ -20,6 +20,7 @@ from pflow_metrics.timewindow import describe_window, parse_moment
 
 FORMATS = ("table", "json", "markdown")
 DEFAULT_SINCE = "14d"
+MOST_RUNS = 1_000_000
 MOST_PERCENT = Decimal(1_000_000)  # a limit past 10,000 times the baseline is no limit
 LABELS = {"cost_per_run": "cost per run", "tokens_per_run": "tokens per run", "llm_calls_per_run": "LLM calls per run",
           "duration_p50_ms": "p50 duration", "duration_p95_ms": "p95 duration", "failure_rate": "failure rate"}
@@ -96,22 +97,30 @@ def gate(ctx: typer.Context,
                 "failure_rate": _percent(max_failure_rate, "--max-failure-rate", most=Decimal(100))},
         confidence=_confidence(confidence), min_runs=_min_runs(min_runs), require_data=require_data)
     candidate_tags = _tags(candidate_tag, "--candidate-tag")
-    if not candidate_tags and save_baseline is None:
-        raise UsageError("--candidate-tag is required (e.g. --candidate-tag git_sha=$GITHUB_SHA), "
-                         "unless you only --save-baseline")
+    since_text = baseline_since or DEFAULT_SINCE
+    candidate_filters = dataclasses.replace(build_filters(None, None, workflow, None, None, None), tags=candidate_tags)
+    baseline_filters = dataclasses.replace(candidate_filters, since=parse_moment(since_text, "--baseline-since"),
+                                           tags=_tags(baseline_tag, "--baseline-tag"))
+    snapshot = None
     if baseline_file is not None:
         if save_baseline is not None:
             raise UsageError("--baseline-file and --save-baseline together would only copy the file; use one")
         if baseline_tag or baseline_since is not None:
             raise UsageError("--baseline-tag and --baseline-since choose ledger runs; "
                              "--baseline-file gives the baseline instead")
-    since_text = baseline_since or DEFAULT_SINCE
-    candidate_filters = dataclasses.replace(build_filters(None, None, workflow, None, None, None), tags=candidate_tags)
-    baseline_filters = dataclasses.replace(candidate_filters, since=parse_moment(since_text, "--baseline-since"),
-                                           tags=_tags(baseline_tag, "--baseline-tag"))
+        snapshot = gates.read_snapshot(_read(baseline_file), f"--baseline-file {baseline_file}")
+    if not candidate_tags and save_baseline is None:
+        raise UsageError("--candidate-tag is required (e.g. --candidate-tag git_sha=$GITHUB_SHA), "
+                         "unless you only --save-baseline")
 
     ledger = open_existing_ledger(ctx)
-    baseline, baseline_selection = _baseline(ledger, baseline_file, baseline_filters)
+    if snapshot is None:
+        baseline = gates.select_runs(ledger, baseline_filters)
+        baseline_selection = {"source": "ledger", "tags": baseline_filters.tags, "since": baseline_filters.since,
+                              "workflows": baseline_filters.workflows}
+    else:
+        baseline = gates.keep_workflows(snapshot[0], baseline_filters.workflows)
+        baseline_selection = {"source": "file", "file": str(baseline_file), "saved": snapshot[1]}
     candidate = gates.select_runs(ledger, candidate_filters) if candidate_tags else {}
     candidate_selection = {"source": "ledger", "tags": candidate_tags, "workflows": candidate_filters.workflows}
     if save_baseline is not None:
@@ -134,17 +143,6 @@ def gate(ctx: typer.Context,
         typer.echo(_text(verdict, candidate_tags, window, settings))
     if verdict.failed:
         sys.exit(EXIT_FAILURE)
-
-
-def _baseline(ledger, baseline_file: Path | None, filters) -> tuple[dict, dict]:
-    """The baseline runs by workflow, from the snapshot file or the ledger, and how they were chosen."""
-    from pflow_metrics.ledger import gate as gates
-
-    if baseline_file is None:
-        selection = {"source": "ledger", "tags": filters.tags, "since": filters.since, "workflows": filters.workflows}
-        return gates.select_runs(ledger, filters), selection
-    runs, saved = gates.read_snapshot(_read(baseline_file), f"--baseline-file {baseline_file}")
-    return gates.keep_workflows(runs, filters.workflows), {"source": "file", "file": str(baseline_file), "saved": saved}
 
 
 # -- options ------------------------------------------------------------------------------------
@@ -171,8 +169,8 @@ def _confidence(text: str) -> Decimal:
 
 
 def _min_runs(value: int) -> int:
-    if value < 1:
-        raise UsageError(f"--min-runs: expected a whole number of at least 1, got {value}")
+    if not 1 <= value <= MOST_RUNS:
+        raise UsageError(f"--min-runs: expected a whole number from 1 to {MOST_RUNS:,}, got {str(value)[:40]}")
     return value
 
 
