@@ -7,10 +7,10 @@ difference is unlikely to be chance, by a one-sided test at the chosen confidenc
 
 - cost, tokens and LLM calls per run compare means (what a workflow spends adds up, so a few
   runs that make an extra call count), and p50/p95 durations compare those percentiles. The
-  evidence for all five is a one-sided Mann-Whitney U test on the per-run values: exact (the
-  counts of the Gaussian binomial coefficient) for small samples without ties, else the normal
-  approximation with tie and continuity corrections (Hollander & Wolfe, Nonparametric
-  Statistical Methods, ch. 4).
+  evidence for all five is a one-sided Mann-Whitney U test on the per-run values: exact for
+  small samples (without ties, the counts of the Gaussian binomial coefficient; with ties, the
+  permutation distribution of the rank sum given them), else the normal approximation with tie
+  and continuity corrections (Hollander & Wolfe, Nonparametric Statistical Methods, ch. 4).
 - failure rate (failed, crashed and budget_exceeded runs over finished runs) must stay at or
   below its limit, an absolute rate; evidence is a one-sided Fisher exact test on the counts.
 
@@ -38,8 +38,6 @@ from pflow_metrics.record import MAX_COUNT, MAX_DURATION_MS, MAX_RUN_ID, RUN_STA
 if TYPE_CHECKING:
     from pflow_metrics.ledger.filters import Filters
 
-METRICS = ("cost_per_run", "tokens_per_run", "llm_calls_per_run", "duration_p50_ms", "duration_p95_ms",
-           "failure_rate")
 FAILED = ("failed", "crashed", "budget_exceeded")
 STATUSES = ("ok", "regression", "improved", "insufficient")
 SNAPSHOT_FORMAT = "pflow-metrics-gate-baseline/1"
