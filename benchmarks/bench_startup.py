@@ -12,6 +12,8 @@ figures are printed too, without a target.
 
 from __future__ import annotations
 
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_reports import record_lines  # noqa: E402
-from benchmarks.common import median_seconds, print_table, verdict  # noqa: E402
+from benchmarks.common import print_table, verdict  # noqa: E402
 from pflow_metrics.ledger.ingest import ingest_lines  # noqa: E402
 from pflow_metrics.ledger.store import Ledger  # noqa: E402
 
@@ -81,15 +83,22 @@ def _option(name: str, default: str | None) -> str | None:
     return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
 
 
-def process_seconds(args: list[str], repeat: int) -> float:
-    """Median wall time of the whole process; a failing command is an error, not a figure."""
-    def run() -> None:
-        result = subprocess.run(args, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise SystemExit(f"{' '.join(args[:6])}... failed: {result.stderr.strip()[:300]}")
+def _run(args: list[str]) -> float:
+    """Wall time of one whole process; a failing command is an error, not a figure."""
+    started = time.perf_counter()
+    result = subprocess.run(args, capture_output=True, text=True, check=False)
+    took = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:6])}... failed: {result.stderr.strip()[:300]}")
+    return took
 
-    run()  # warm the file cache and .pyc files
-    return median_seconds(run, repeat)
+
+def paired_seconds(args: list[str], baseline: list[str], repeat: int) -> tuple[float, float]:
+    """Median wall times of a command and its baseline, run alternately so that both see the
+    same load on a shared machine."""
+    _run(args), _run(baseline)  # warm the file cache and .pyc files
+    samples = [(_run(args), _run(baseline)) for _ in range(repeat)]
+    return statistics.median(a for a, _ in samples), statistics.median(b for _, b in samples)
 
 
 def build(url: str, runs: int, now: datetime) -> float:
@@ -107,30 +116,41 @@ def _ms(seconds: float) -> str:
 def main(quick: bool = False) -> None:
     runs = int(_option("--runs", "2000" if quick else "50000"))
     repeat = int(_option("--repeat", "3" if quick else "7"))
-    python = sys.executable
     now = datetime.now(UTC)
     folder = Path(tempfile.mkdtemp(prefix="pflow-bench-startup-"))
+    try:
+        _sqlite(folder, runs, repeat, now)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    pg = None if "--no-pg" in sys.argv else _option("--pg", PG_URL)
+    if pg:
+        _postgres(pg, min(runs, 1000 if quick else 5000), repeat, now)
+
+
+def _sqlite(folder: Path, runs: int, repeat: int, now: datetime) -> None:
+    """The targets, on a SQLite ledger of `runs` runs built in `folder`."""
+    python = sys.executable
     path = folder / "ledger.db"
     built = build(str(path), runs, now)
     cli = [python, "-m", "pflow_metrics", "--db", str(path)]
 
-    bare = process_seconds([python, "-c", "pass"], repeat)
-    rows = [("python -c pass", _ms(bare), "-", "-")]
+    bare_args = [python, "-c", "pass"]
+    rows = []
     for name, args in (("--help", ["--help"]), ("db path", ["db", "path"])):
-        took = process_seconds([*cli, *args], repeat)
+        took, bare = paired_seconds([*cli, *args], bare_args, repeat)
         rows.append((name, _ms(took), f"python -c pass {_ms(bare)}", verdict(took <= 8 * bare, f"<= 8x ({took / bare:.1f}x)")))
     trace = folder / "trace.jsonl"
     trace.write_text('{"type": "header", "workflow": "wf", "run_id": "abc", "started_at": "2026-01-01T00:00:00+00:00"}\n')
     for name, args in (("trace show", ["trace", "show", str(trace)]), ("pricing show", ["pricing", "show", "gpt-4o"])):
-        took = process_seconds([*cli, *args], repeat)
+        took, bare = paired_seconds([*cli, *args], bare_args, repeat)
         rows.append((name, _ms(took), f"python -c pass {_ms(bare)}", f"{took / bare:.1f}x (no target)"))
 
     for days, ratio in ((7, 5.0), (365, 0.5)):
         since = now - timedelta(days=days)
         stored = since.replace(tzinfo=None).isoformat(" ", "microseconds")
         for name, args in COMMANDS.items():
-            ours = process_seconds([*cli, *args, "--since", f"{days}d"], repeat)
-            raw = process_seconds([python, "-c", RAW[name], str(path), stored], repeat)
+            ours, raw = paired_seconds([*cli, *args, "--since", f"{days}d"], [python, "-c", RAW[name], str(path), stored],
+                                       repeat)
             # runs list reads its 20 rows by index at any window: there is no scan to beat.
             limit = 5.0 if name == "runs list" else ratio
             rows.append((f"{name} --since {days}d", _ms(ours), f"raw sqlite3 script {_ms(raw)}",
@@ -138,12 +158,8 @@ def main(quick: bool = False) -> None:
     print_table(f"whole processes on SQLite, {runs:,} runs / {runs * 10:,} calls over a year "
                 f"(built in {built:.0f} s), median of {repeat}", rows)
 
-    pg = None if "--no-pg" in sys.argv else _option("--pg", PG_URL)
-    if pg:
-        _postgres(pg, min(runs, 1000 if quick else 5000), repeat, now, bare)
 
-
-def _postgres(base_url: str, runs: int, repeat: int, now: datetime, bare: float) -> None:
+def _postgres(base_url: str, runs: int, repeat: int, now: datetime) -> None:
     """The same commands on PostgreSQL, in a schema of their own that is dropped afterwards."""
     from sqlalchemy import create_engine, text
 
@@ -162,7 +178,7 @@ def _postgres(base_url: str, runs: int, repeat: int, now: datetime, bare: float)
         rows = []
         for days in (7, 365):
             for name, args in COMMANDS.items():
-                took = process_seconds([*cli, *args, "--since", f"{days}d"], repeat)
+                took, bare = paired_seconds([*cli, *args, "--since", f"{days}d"], [sys.executable, "-c", "pass"], repeat)
                 rows.append((f"{name} --since {days}d", _ms(took), f"python -c pass {_ms(bare)}",
                              f"{took / bare:.1f}x (no target)"))
         print_table(f"whole processes on PostgreSQL, {runs:,} runs / {runs * 10:,} calls over a year "

@@ -117,14 +117,6 @@ def json_value(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 
-def _read(name: str, value: Any) -> Any:
-    if name in MOMENT_COLUMNS:
-        return moment(value)
-    if name in JSON_COLUMNS:
-        return json_value(value)
-    return value
-
-
 # -- connections -------------------------------------------------------------------------------
 
 
@@ -151,7 +143,13 @@ class SqlConnection:
     def dicts(self, statement: Sql | str) -> list[dict[str, Any]]:
         """The result rows as dicts by column name, datetimes and JSON read back."""
         names, rows = self._run(statement)
-        return [{name: _read(name, value) for name, value in zip(names, row)} for row in rows]
+        found = [dict(zip(names, row)) for row in rows]
+        readers = {name: moment if name in MOMENT_COLUMNS else json_value
+                   for name in names if name in MOMENT_COLUMNS or name in JSON_COLUMNS}
+        for row in found if readers else ():
+            for name, read in readers.items():
+                row[name] = read(row[name])
+        return found
 
     def scalar(self, statement: Sql | str) -> Any:
         rows = self._run(statement)[1]
