@@ -31,7 +31,8 @@ def open_existing_ledger(ctx: typer.Context, write: bool = False):
     older ledger is refused with a hint to run `db upgrade`. With `write` (prune, reprice, which
     change runs) an older ledger is upgraded, but still none is created. Another application's
     database is refused (LedgerError, exit 2) and left untouched. Runs of processes that are
-    gone read as crashed (Ledger.open's `mark_crashed`)."""
+    gone read as crashed (Ledger.open's `mark_crashed`). A SQLite ledger opened only to read is
+    checked and read without importing SQLAlchemy (ledger/sql.py)."""
     from pflow_metrics.ledger.engine import NoLedger
     from pflow_metrics.ledger.store import Ledger
 

@@ -25,6 +25,7 @@ from pflow_metrics.config import ledger_url, sqlite_path
 from pflow_metrics.context import host_name
 from pflow_metrics.errors import LedgerUnavailable, UsageError
 from pflow_metrics.ledger.engine import (
+    HEAD_REVISION,
     check_sqlite_ledger,
     connect_sqlite,
     create_ledger_engine,
@@ -80,14 +81,13 @@ class Ledger:
         upgrade an older one. Readers (`upgrade=False`) never create or change anything: no
         ledger there yet is NoLedger, an older schema a LedgerError that says to upgrade it.
         `create` (default: `upgrade`) alone decides whether a missing or empty ledger is
-        created. Another application's database is always a LedgerError, left untouched.
+        created. Another application's database is always a LedgerError, left untouched. A
+        SQLite file opened only for reading is checked with the sqlite3 module: no SQLAlchemy.
 
         With `mark_crashed` (for answering questions about runs), runs whose processes are gone
         are marked crashed first (`mark_crashed_runs`), so that no answer shows them running.
         A ledger that cannot be written now (read-only, locked) still opens, unmarked.
         """
-        from pflow_metrics.ledger.engine import HEAD_REVISION
-
         create = upgrade if create is None else create
         url = ledger_url(url)
         ledger = cls(url)
