@@ -310,20 +310,6 @@ def emit(text: str, output: Path | None) -> None:
         raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
-def html_page(build: str, *args: Any) -> str:
-    """`pflow_metrics.html.<build>(*args)`, imported only when a page is asked for."""
-    from pflow_metrics.errors import UsageError
-
-    try:
-        from pflow_metrics import html
-    except ImportError:
-        html = None
-    page = getattr(html, build, None)
-    if page is None:
-        raise UsageError("--format html is not available in this install")
-    return page(*args)
-
-
 @contextmanager
 def progress_bar(label: str, unit: str) -> Iterator[Callable[[int, int], None] | None]:
     """A `progress(done, total)` callback for the library that draws a bar with counts and rate

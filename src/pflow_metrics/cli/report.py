@@ -29,7 +29,6 @@ from pflow_metrics.cli.render import (
     clean,
     columns,
     emit,
-    html_page,
     json_rows,
     render_rows,
     render_sections,
@@ -71,9 +70,12 @@ def report(ctx: typer.Context, since: Since = "7d", until: Until = None, workflo
     if format is PageFormat.html:
         if data is None or not data.runs:
             raise UsageError(NO_RUNS)
+        from pflow_metrics.html import (
+            report_page,  # the page and its extra: only when asked
+        )
         from pflow_metrics.ledger.queries import report_breakdown
 
-        emit(html_page("report_page", data, filters, report_breakdown(ledger, filters)), output)
+        emit(report_page(data, filters, report_breakdown(ledger, filters)), output)
         return
     if section is None and (data is None or not data.runs) and format.value in ("table", "markdown", "json"):
         emit(to_json({"since": filters.since, "until": filters.until, "runs": 0}) if format is PageFormat.json

@@ -28,7 +28,6 @@ from pflow_metrics.cli.render import (
     Section,
     columns,
     emit,
-    html_page,
     render_rows,
     render_sections,
     to_json,
@@ -95,7 +94,11 @@ def runs_show(ctx: typer.Context,
     if format is PageFormat.html:
         if section is not None:
             raise UsageError("--section: an HTML page has every section; leave out --section")
-        emit(html_page("run_page", record), output)
+        from pflow_metrics.html import (
+            run_page,  # the page and its extra: only when asked
+        )
+
+        emit(run_page(record), output)
         return
     if format is PageFormat.json and section is None:
         emit(to_json(record.to_dict()), output)

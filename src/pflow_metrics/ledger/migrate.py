@@ -41,13 +41,10 @@ def upgrade_to(engine: Engine, revision: str = "head", progress: Callable[[int, 
     if progress is None:
         command.upgrade(config, revision)
         return
-    from sqlalchemy import inspect, text
-
-    from pflow_metrics.ledger.engine import VERSION_TABLE
+    from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as conn:
-        current = (conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
-                   if inspect(conn).has_table(VERSION_TABLE) else None)
+        current = MigrationContext.configure(conn).get_current_revision()
     revisions = script_revisions()
     end = len(revisions) if revision == "head" else revisions.index(revision) + 1
     steps = revisions[(revisions.index(current) + 1 if current in revisions else 0):end]
