@@ -213,3 +213,14 @@ def test_a_format_nobody_offers_is_a_usage_error_from_the_one_declaration(cli, t
     for args in (["report"], ["cost"], ["runs", "list"], ["pricing", "list"], ["db", "check"], ["reprice"]):
         code, out, err = cli("--db", tmp_path / "l.db", *args, "--format", "xml")
         assert (code, out) == (2, "") and err.count("\n") == 1 and "'xml'" in err, (args, err)
+
+
+def test_output_to_a_file_is_the_same_text_written_private(cli, filled, tmp_path):
+    url, run_id, _ = filled
+    target = tmp_path / "runs.csv"
+    code, out, err = cli("--db", url, "runs", "show", run_id, "--format", "csv", "--section", "calls", "-o", target)
+    assert (code, out, err) == (0, "", "")
+    assert target.read_text() == cli("--db", url, "runs", "show", run_id, "--format", "csv", "--section", "calls").stdout
+    assert target.stat().st_mode & 0o777 == 0o600
+    code, _, err = cli("--db", url, "report", "-o", tmp_path)
+    assert code == 2 and err.count("\n") == 1 and "cannot write" in err
