@@ -31,7 +31,7 @@ def ingest(
         "(default: llm's own, $LLM_USER_PATH/logs.db). Example: ingest runs.jsonl",
     ),
     source: Source = typer.Option(
-        Source.jsonl, "--from", show_default=False,
+        Source.jsonl, "--from", metavar="SOURCE", show_default=False,
         help="What to read: run records as JSON lines (from `export`), or the prompts the `llm` command "
         "line logged. Default: jsonl. Example: --from llm",
     ),
