@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from pflow_metrics.cli.render import duration, money, to_json
-from pflow_metrics.html import charts
+import pflow_metrics.html.charts as charts
 from pflow_metrics.html.page import card, chart, document, labels, table, text
 from pflow_metrics.money import ZERO
 from pflow_metrics.record import utcnow

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from pflow_metrics.cli.render import clean, duration, money, to_json
-from pflow_metrics.html import charts
+import pflow_metrics.html.charts as charts
 from pflow_metrics.html.page import card, chart, document, labels, table, text
 
 MAX_ROWS = 300  # executions drawn; the tables below have them all
