@@ -51,6 +51,14 @@ def from_nanos(nanos: int | None) -> Decimal | None:
     return None if nanos is None else Decimal(int(nanos)).scaleb(-9).quantize(NANO)
 
 
+def known_cost(priced: Decimal, calls: int, unpriced: int) -> tuple[Decimal | None, bool]:
+    """What calls are known to cost, and whether that is a lower bound: None when nobody could
+    price any of them (unknown is not zero), a lower bound when some were not priced."""
+    if unpriced and unpriced == calls:
+        return None, False
+    return priced, bool(unpriced)
+
+
 def ratio(part: Decimal, whole: Decimal) -> Decimal:
     """part / whole to nine places (shares, budget ratios): 0.88, never 0.8800000000000001."""
     return (part / whole).quantize(NANO, rounding=ROUND_HALF_EVEN)

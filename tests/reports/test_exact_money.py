@@ -83,6 +83,21 @@ def test_a_model_nobody_prices_is_unpriced_not_free(cli, ledger_url):
     assert "≥ $0.2500" in next(line for line in out.splitlines() if line.startswith("cost "))
 
 
+def test_a_run_whose_calls_nobody_prices_is_unpriced_in_runs_list_and_show(cli, ledger_url):
+    unpriced = make_run(calls=[{"model": "house-model", "cost_usd": None}])
+    part = make_run(calls=[{"model": "house-model", "cost_usd": None}, {"model": "gpt-4o", "cost_usd": 0.25}])
+    store(ledger_url, unpriced, part)
+    _, out, _ = cli("--db", ledger_url, "runs", "list", "--format", "json")
+    rows = {row["run_id"]: row for row in json.loads(out, parse_float=Decimal)}
+    assert rows[unpriced.run_id]["cost_usd"] is None and rows[unpriced.run_id]["cost_is_lower_bound"] is False
+    assert rows[part.run_id]["cost_usd"] == Decimal("0.25") and rows[part.run_id]["cost_is_lower_bound"] is True
+    _, out, _ = cli("--db", ledger_url, "runs", "list")
+    line = next(line for line in out.splitlines() if line.startswith(unpriced.run_id[:8]))
+    assert "unpriced" in line and "$0.0000" not in line
+    _, out, _ = cli("--db", ledger_url, "runs", "show", unpriced.run_id, "--section", "run", "--format", "json")
+    assert '"cost_usd": null' in out
+
+
 def test_a_window_of_only_unpriced_calls_has_no_cost(cli, ledger_url):
     store(ledger_url, make_run(calls=[{"model": "house-model", "cost_usd": None}]))
     _, out, _ = cli("--db", ledger_url, "report", "--format", "json")

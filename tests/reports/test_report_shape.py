@@ -45,7 +45,7 @@ def test_rows_list_their_key_fields_then_the_totals_as_the_json_form_does():
     assert names(PreviousWindow) == [*TOTALS_FIELDS, "runs_total"]
     assert names(SlowNode) == ["workflow", "node_id", "p95_ms", "executions"]
     assert names(Report) == ["runs", "statuses", "success_rate", "cost_usd", "cost_is_lower_bound", "cost_per_run",
-                             "tokens", "llm_calls", "duration_p50_ms", "duration_p95_ms", "top_workflows",
+                             "tokens", "calls", "duration_p50_ms", "duration_p95_ms", "top_workflows",
                              "expensive_nodes", "slowest_nodes", "cost_per_day", "unpriced_models", "previous"]
 
 
@@ -53,7 +53,7 @@ def test_report_is_typed_all_the_way_down(filled):
     data = report(filled, Filters(since=NOW - timedelta(days=7)))
     assert isinstance(data, Report)
     assert data.runs == 3 and data.statuses == {"success": 2, "failed": 1}
-    assert data.llm_calls == 4 and data.cost_usd == pytest.approx(3.5) and data.cost_is_lower_bound
+    assert data.calls == 4 and data.cost_usd == pytest.approx(3.5) and data.cost_is_lower_bound
     assert list(data.tokens) == list(TOKEN_COLUMNS) and data.tokens["input_tokens"] == 400
     assert [type(row) for row in data.top_workflows] == [WorkflowCost, WorkflowCost]
     assert [(row.workflow, row.runs, row.calls) for row in data.top_workflows] == [("digest", 2, 3), ("triage", 1, 1)]

@@ -100,5 +100,5 @@ def _missing_command(exc: Exception) -> str:
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> None:
-    typer.echo(f"pflow-metrics: error: {message}", err=True)
+    typer.echo(f"pflow-metrics: error: {one_line(message)}", err=True)  # a path may hold escapes
     sys.exit(code)

@@ -66,15 +66,11 @@ Output = Annotated[Path | None, typer.Option(
 
 class _Argument(TyperArgument):
     """An argument shown in usage and help by its metavar as written (FILE..., RUN_ID), without
-    Typer's `{name}` braces and `<str>` type placeholders."""
+    Typer's `{name}` braces and `:TEXT` type placeholders."""
 
-    def _usage_display_name(self) -> str:
-        return self.metavar or self.name.upper() + ("..." if self.nargs != 1 else "")
-
-    _rich_display_name = _usage_display_name  # the name in the Arguments list too
-
-    def display_type_rich(self, ctx: typer.Context) -> None:
-        return None
+    def make_metavar(self, ctx: typer.Context, *, usage: bool = False) -> str:
+        name = self.metavar or self.name.upper() + ("..." if self.nargs != 1 else "")
+        return f"[{name}]" if usage and not self.required and not name.startswith("[") else name
 
 
 class Command(TyperCommand):

@@ -99,7 +99,7 @@ def _sections(data: Any, filters: Any, full: bool, markdown: bool) -> list[Secti
         "cost_usd": data.cost_usd if data else None, "cost_is_lower_bound": bool(data and data.cost_is_lower_bound),
         "cost_per_run": data.cost_per_run if data else None,
         "previous_cost_usd": data.previous.cost_usd if data and data.previous else None,
-        "calls": data.llm_calls if data else 0, **(data.tokens if data else dict.fromkeys(TOKENS, 0)),
+        "calls": data.calls if data else 0, **(data.tokens if data else dict.fromkeys(TOKENS, 0)),
         "duration_p50_ms": data.duration_p50_ms if data else None,
         "duration_p95_ms": data.duration_p95_ms if data else None,
     }

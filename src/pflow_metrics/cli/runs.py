@@ -33,6 +33,7 @@ from pflow_metrics.cli.render import (
     to_json,
 )
 from pflow_metrics.errors import UsageError
+from pflow_metrics.money import known_cost
 from pflow_metrics.record import MAX_COUNT, TOKEN_KINDS
 
 app = typer.Typer(help="List recorded runs and show one in detail.", no_args_is_help=True)
@@ -67,9 +68,8 @@ def runs_list(ctx: typer.Context, since: Since = "7d", until: Until = None, work
     if limit > MAX_COUNT:
         raise UsageError(f"--limit: at most {MAX_COUNT}, got {limit}")
     rows = list_runs(ledger, filters, limit) if ledger is not None else []
-    for row in rows:  # the run record's names; the cost leaves unpriced calls out
+    for row in rows:  # the run record's names
         row["run_id"] = row.pop("id")
-        row["cost_is_lower_bound"] = bool(row["unpriced_calls"])
     if not rows and format in (Format.table, Format.markdown):
         typer.echo(NO_RUNS)
         return
@@ -106,7 +106,8 @@ def runs_show(ctx: typer.Context,
     tokens = record.tokens
     figures = {"run_id": record.run_id, "workflow": record.workflow, "status": record.status,
                "started_at": record.started_at, "ended_at": record.ended_at, "duration_ms": record.duration_ms,
-               "cost_usd": record.priced_cost_usd, "cost_is_lower_bound": bool(record.unpriced_calls),
+               **dict(zip(("cost_usd", "cost_is_lower_bound"),
+                          known_cost(record.priced_cost_usd, len(record.llm_calls), record.unpriced_calls))),
                "unpriced_calls": record.unpriced_calls, "error": record.error,
                **{f"{kind}_tokens": getattr(tokens, kind) for kind in TOKEN_KINDS}}
     emit(render_sections([

@@ -94,7 +94,7 @@ def _headline(report) -> str:
              _change(report.cost_usd, previous.cost_usd if previous else None)),
         card("cost per run", money(report.cost_per_run, report.cost_is_lower_bound) if report.runs else "-",
              _change(report.cost_per_run, previous_per_run)),
-        card("LLM calls", f"{report.llm_calls:,}", _change(report.llm_calls, previous.calls if previous else None)),
+        card("LLM calls", f"{report.calls:,}", _change(report.calls, previous.calls if previous else None)),
         card("tokens", f"{_all_tokens(report.tokens):,}", _change(_all_tokens(report.tokens), previous_tokens)),
         card("duration p50 / p95", f"{duration(report.duration_p50_ms)} / {duration(report.duration_p95_ms)}"),
     ]

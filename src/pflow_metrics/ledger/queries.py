@@ -19,7 +19,7 @@ from pflow_metrics.ledger.rollups import CALL_KEYS, TOKEN_COLUMNS, TOTALS, group
 from pflow_metrics.ledger.sketch import Sketch
 from pflow_metrics.ledger.sql import Sql, all_of, utc_day_sql
 from pflow_metrics.ledger.store import Ledger
-from pflow_metrics.money import ZERO, from_nanos, ratio, usd
+from pflow_metrics.money import ZERO, from_nanos, known_cost, ratio, usd
 from pflow_metrics.record import RunRecord, utcnow
 from pflow_metrics.timewindow import EARLIEST
 
@@ -54,9 +54,8 @@ def _numbers(row: dict[str, Any]) -> dict[str, Any]:
     """Counts as ints and the cost as exact dollars: None when no call was priced (unknown is
     not zero), a lower bound (`cost_is_lower_bound`) when some were not."""
     numbers = {name: int(row[name]) for name in TOTALS if name != "cost_nanousd"}
-    unpriced = numbers["unpriced_calls"]
-    numbers["cost_usd"] = None if unpriced and unpriced == numbers["calls"] else from_nanos(row["cost_nanousd"])
-    numbers["cost_is_lower_bound"] = bool(unpriced) and numbers["cost_usd"] is not None
+    numbers["cost_usd"], numbers["cost_is_lower_bound"] = known_cost(
+        from_nanos(row["cost_nanousd"]), numbers["calls"], numbers["unpriced_calls"])
     return numbers
 
 
@@ -121,10 +120,12 @@ def _runs_where(filters: Filters, dialect: str) -> Sql:
 def list_runs(ledger: Ledger, filters: Filters, limit: int = 20) -> list[dict[str, Any]]:
     with ledger.sql() as conn:
         rows = conn.dicts(Sql("SELECT id, workflow, status, started_at, duration_ms, cost_nanousd, unpriced_calls, "
-                              "input_tokens, output_tokens, error") + _runs_where(filters, conn.dialect)
-                          + Sql(" ORDER BY started_at DESC LIMIT ?", (limit,)))
-    for row in rows:  # cost_usd: what the priced calls cost (a lower bound when unpriced_calls > 0)
-        row["cost_usd"] = from_nanos(row.pop("cost_nanousd") or 0)
+                              "input_tokens, output_tokens, error, "
+                              "(SELECT count(*) FROM llm_calls WHERE llm_calls.run_id = runs.id) AS calls")
+                          + _runs_where(filters, conn.dialect) + Sql(" ORDER BY started_at DESC LIMIT ?", (limit,)))
+    for row in rows:
+        row["cost_usd"], row["cost_is_lower_bound"] = known_cost(
+            from_nanos(row.pop("cost_nanousd") or 0), row.pop("calls"), row["unpriced_calls"])
     return rows
 
 
@@ -225,7 +226,7 @@ class Report(_Fields):
     cost_is_lower_bound: bool
     cost_per_run: Decimal | None
     tokens: dict[str, int]  # by TOKEN_COLUMNS name
-    llm_calls: int
+    calls: int
     duration_p50_ms: float | None
     duration_p95_ms: float | None
     top_workflows: list[WorkflowCost]
@@ -277,7 +278,7 @@ def report(ledger: Ledger, filters: Filters) -> Report:
         cost_is_lower_bound=totals.cost_is_lower_bound,
         cost_per_run=usd(totals.cost_usd / runs) if runs and totals.cost_usd is not None else None,
         tokens={name: getattr(totals, name) for name in TOKEN_COLUMNS},
-        llm_calls=totals.calls,
+        calls=totals.calls,
         duration_p50_ms=durations.quantile(0.5),
         duration_p95_ms=durations.quantile(0.95),
         top_workflows=workflows[:TOP],
