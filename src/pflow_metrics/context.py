@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 
 # provider -> (variable that identifies it, job/run id, git sha, git branch)
 _CI_PROVIDERS = (
@@ -30,4 +29,6 @@ def ci_context(environ: dict[str, str] | None = None) -> dict[str, str] | None:
 
 
 def host_name() -> str:
+    import socket  # only runs that record need it; every command imports this module
+
     return socket.gethostname()
