@@ -12,8 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SUITES = ("bench_ledger", "bench_instrumentation", "bench_reports", "bench_load", "bench_validation",
-          "bench_llm_import")
+SUITES = ("bench_startup", "bench_ledger", "bench_instrumentation", "bench_reports", "bench_gate", "bench_load",
+          "bench_validation", "bench_llm_import")
 
 
 def main() -> None:
