@@ -49,7 +49,7 @@ def test_each_conversation_becomes_one_run_of_priced_calls_in_five_buckets(cli, 
 
     _, out, _ = cli("--db", ledger_url, "report", "--format", "json")
     report = json.loads(out)
-    assert report["runs"] == 4 and report["llm_calls"] == 5 and report["cost_is_lower_bound"] is True
+    assert report["runs"] == 4 and report["calls"] == 5 and report["cost_is_lower_bound"] is True
     assert Decimal(str(report["cost_usd"])) == 2 * COST["meter-openai"] + COST["meter-anthropic"] + COST["meter-gemini"]
 
 

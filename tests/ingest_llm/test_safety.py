@@ -57,7 +57,7 @@ def test_an_import_while_llm_writes_loses_nothing(cli, sqlite_url, tmp_path, jou
         (logged,) = conn.execute("SELECT count(*) FROM turns").fetchone()
     assert logged == 300 and imported == 300
     report = json.loads(cli("--db", sqlite_url, "report", "--format", "json").stdout)
-    assert report["llm_calls"] == 300 and report["runs"] == 2
+    assert report["calls"] == 300 and report["runs"] == 2
 
 
 def test_the_logs_database_is_never_written(cli, sqlite_url, llm_cli, llm_home):

@@ -113,7 +113,7 @@ def assert_report_matches(ledger, runs, filters: Filters) -> None:
         statuses[run.status] = statuses.get(run.status, 0) + 1
     assert data.statuses == statuses
     calls = [call for run in chosen for call in run.llm_calls if not filters.model or call.model == filters.model]
-    assert data.llm_calls == len(calls)
+    assert data.calls == len(calls)
     priced = [call.cost_usd for call in calls if call.cost_usd is not None]
     assert data.cost_usd == (sum(priced, ZERO) if priced or not calls else None)
     assert data.tokens == {name: sum(getattr(call, name) for call in calls) for name in TOKENS}
