@@ -116,14 +116,21 @@ def crash_after() -> timedelta:
     thread refreshes it every minute): $PFLOW_CRASH_AFTER in seconds or with a unit (`600`,
     `90s`, `10m`, `2h`, `1d`), else 10 minutes. Anything else (nan, inf, exponents, negative,
     0, more than a year) is a UsageError naming the variable."""
-    text = os.environ.get(CRASH_AFTER_ENV, "").strip()
+    seconds = _seconds(CRASH_AFTER_ENV, MAX_CRASH_AFTER.total_seconds(),
+                       "a duration more than 0 and at most 365d, in seconds or like 90s, 10m, 2h")
+    return DEFAULT_CRASH_AFTER if seconds is None else timedelta(seconds=seconds)
+
+
+def _seconds(name: str, maximum: float, wanted: str) -> float | None:
+    """$name as seconds, bare or with a unit (`90`, `90s`, `10m`, `2h`, `1d`); None when unset."""
+    text = os.environ.get(name, "").strip()
     if not text:
-        return DEFAULT_CRASH_AFTER
+        return None
     match = _DURATION.fullmatch(text.lower())
     seconds = float(match[1]) * _UNIT_SECONDS[match[2]] if match else None
-    if seconds is None or not 0 < seconds <= MAX_CRASH_AFTER.total_seconds():
-        _refuse(CRASH_AFTER_ENV, text, "a duration more than 0 and at most 365d, in seconds or like 90s, 10m, 2h")
-    return timedelta(seconds=seconds)
+    if seconds is None or not 0 < seconds <= maximum:
+        _refuse(name, text, wanted)
+    return seconds
 
 
 OTEL_ENV = "PFLOW_METRICS_OTEL"
@@ -145,11 +152,5 @@ def otel_timeout() -> float:
     """The longest an OpenTelemetry export may wait, retries included, and so the longest a
     process waits at exit for runs not yet sent: $PFLOW_METRICS_OTEL_TIMEOUT in seconds or
     with a unit (`5`, `0.5`, `2s`, `1m`), at most 10 minutes; default 5 seconds."""
-    text = os.environ.get(OTEL_TIMEOUT_ENV, "").strip()
-    if not text:
-        return DEFAULT_OTEL_TIMEOUT
-    match = _DURATION.fullmatch(text.lower())
-    seconds = float(match[1]) * _UNIT_SECONDS[match[2]] if match else None
-    if seconds is None or not 0 < seconds <= 600:
-        _refuse(OTEL_TIMEOUT_ENV, text, "a duration more than 0 and at most 10m, in seconds or like 2s, 1m")
-    return seconds
+    seconds = _seconds(OTEL_TIMEOUT_ENV, 600, "a duration more than 0 and at most 10m, in seconds or like 2s, 1m")
+    return DEFAULT_OTEL_TIMEOUT if seconds is None else seconds
