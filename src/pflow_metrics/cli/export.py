@@ -4,7 +4,9 @@ sent to an OTLP/HTTP endpoint."""
 from __future__ import annotations
 
 import csv
+import functools
 import sys
+from itertools import islice
 
 import typer
 
@@ -81,36 +83,34 @@ def _otlp_sender(endpoint: str | None):
     except ImportError as exc:
         raise UsageError(f"--format otlp needs the otel extra (pip install 'pflow-metrics[otel]'): {exc}") from None
 
-    def send(records) -> None:
-        from pflow_metrics.cli.render import warning_line
+    return functools.partial(_send_as_spans, otel, endpoint, timeout)
 
-        builder, exporter = otel.SpanBuilder(), otel.new_exporter(endpoint, timeout)
-        runs = spans = 0
-        batch = []
 
-        def flush() -> None:
-            nonlocal runs, spans
+def _send_as_spans(otel, endpoint: str | None, timeout: float, records) -> None:
+    """Send the records as spans, RUNS_PER_REQUEST runs a request."""
+    builder, exporter = otel.SpanBuilder(), otel.new_exporter(endpoint, timeout)
+    fit = _exportable(otel, records)
+    runs = spans = 0
+    try:
+        while batch := list(islice(fit, RUNS_PER_REQUEST)):
             built = builder.spans(batch)
             try:
                 otel.send(exporter, built)
             except otel.OtelExportError as exc:
                 raise ExportFailed(f"sent {runs} runs, then OpenTelemetry export {exc}") from None
             runs, spans = runs + len(batch), spans + len(built)
-            batch.clear()
+    finally:
+        exporter.shutdown()
+    typer.echo(f"sent {runs} run{'s' if runs != 1 else ''} ({spans} spans) to {otel.endpoint_of(exporter)}")
 
-        try:
-            for record in records:
-                unfit = otel.exportable(record)
-                if unfit is not None:
-                    typer.echo(warning_line(f"run {record.run_id} not sent: {unfit}"), err=True)
-                    continue
-                batch.append(record)
-                if len(batch) == RUNS_PER_REQUEST:
-                    flush()
-            if batch:
-                flush()
-        finally:
-            exporter.shutdown()
-        typer.echo(f"sent {runs} run{'s' if runs != 1 else ''} ({spans} spans) to {otel.endpoint_of(exporter)}")
 
-    return send
+def _exportable(otel, records):
+    """The records that can become spans; each other one is a warning line."""
+    from pflow_metrics.cli.render import warning_line
+
+    for record in records:
+        unfit = otel.exportable(record)
+        if unfit is None:
+            yield record
+        else:
+            typer.echo(warning_line(f"run {record.run_id} not sent: {unfit}"), err=True)
