@@ -118,7 +118,7 @@ def test_no_ledger_passes_with_a_warning_unless_data_is_required(cli, tmp_path):
     (["--candidate-tag", "a=b", "--min-runs", "1000001"], "--min-runs: expected a whole number from 1 to"),
     (["--baseline-tag", "no-equals"], "--baseline-tag: expected K=V"),  # named before --candidate-tag is missed
     (["--candidate-tag", "a=b", "--min-runs", "1.5"], "'--min-runs'"),
-    (["--candidate-tag", "a=b", "--format", "csv"], "--format: must be one of table, json, markdown"),
+    (["--candidate-tag", "a=b", "--format", "csv"], "'--format': 'csv' is not one of 'table', 'json', 'markdown'"),
     (["--candidate-tag", "a=b", "--baseline-since", "500000000000000d"], "--baseline-since: "),
     (["--candidate-tag", "a=b", "--baseline-since", "soon"], "--baseline-since: cannot read 'soon'"),
     (["--candidate-tag", "a=b", "--workflow", "x" * 1001], "--workflow: a pattern of 1,001 characters"),

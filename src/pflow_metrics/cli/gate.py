@@ -12,13 +12,12 @@ from pathlib import Path
 import typer
 
 from pflow_metrics.cli.options import open_existing_ledger, parse_pairs
-from pflow_metrics.cli.query_options import Workflow, build_filters
+from pflow_metrics.cli.query_options import GateFormat, Workflow, build_filters
 from pflow_metrics.cli.render import Column, clean, duration, money, render_rows, to_json, warning_line
 from pflow_metrics.errors import EXIT_FAILURE, UsageError
 from pflow_metrics.money import plain
 from pflow_metrics.timewindow import describe_window, parse_moment
 
-FORMATS = ("table", "json", "markdown")
 DEFAULT_SINCE = "14d"
 MOST_RUNS = 1_000_000
 MOST_PERCENT = Decimal(1_000_000)  # a limit past 10,000 times the baseline is no limit
@@ -73,9 +72,9 @@ def gate(ctx: typer.Context,
                                             help="Write the baseline runs' values to FILE (JSON), to commit or "
                                             "pass to another CI job; needs no --candidate-tag. "
                                             "Example: --save-baseline baseline.json"),
-         format: str = typer.Option("table", "--format", metavar="FORMAT",
-                                    help="table, json or markdown (for $GITHUB_STEP_SUMMARY). "
-                                    "Example: --format markdown >> $GITHUB_STEP_SUMMARY"),
+         format: GateFormat = typer.Option(GateFormat.table, "--format", metavar="FORMAT",
+                                           help="table, json or markdown (for $GITHUB_STEP_SUMMARY). "
+                                           "Example: --format markdown >> $GITHUB_STEP_SUMMARY"),
          ) -> None:
     """Compare candidate runs with baseline runs per workflow: exit 0 when no check is a
     regression, 1 on any regression (or missing data with --require-data), 2 on usage errors.
@@ -86,8 +85,6 @@ def gate(ctx: typer.Context,
     from pflow_metrics.ledger import gate as gates
     from pflow_metrics.record import utcnow
 
-    if format not in FORMATS:
-        raise UsageError(f"--format: must be one of {', '.join(FORMATS)}, got '{format}'")
     settings = gates.Settings(
         limits={"cost_per_run": _percent(max_cost_increase, "--max-cost-increase"),
                 "tokens_per_run": _percent(max_tokens_increase, "--max-tokens-increase"),

@@ -40,6 +40,14 @@ class PageFormat(str, Enum):
     html = "html"
 
 
+class GateFormat(str, Enum):
+    """--format of `gate`: a verdict is several tables, so no CSV."""
+
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
 FORMAT_HELP = "table, json, csv (one table) or markdown. Example: --format csv."
 Since = Annotated[str, typer.Option(
     "--since", metavar="WHEN",
