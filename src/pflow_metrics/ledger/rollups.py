@@ -172,7 +172,7 @@ def refresh(ledger: Ledger, first_day: str | None = None, end_day: str | None = 
         with ledger.sql(write=True) as conn:
             if conn.dialect == POSTGRESQL:
                 # Serializes refreshes on PostgreSQL (SQLite's BEGIN IMMEDIATE already does).
-                conn.run(f"SELECT pg_advisory_xact_lock({REFRESH_LOCK})")
+                conn.run(Sql("SELECT pg_advisory_xact_lock(?)", (REFRESH_LOCK,)))
             versions = dict(conn.rows("SELECT day, version FROM rollup_dirty_days"))
             todo = {day: version for day, version in versions.items() if wanted(day)}
             if todo:
@@ -268,7 +268,7 @@ def read_rollups(conn, filters: Filters, plan: WindowPlan, tables: Iterable[str]
 
 def _periods(plan: WindowPlan) -> Sql:
     """The plan's roll-up periods as ranges of text: months are 7 characters, days 10."""
-    return any_of([Sql(f"period >= ? AND period < ? AND length(period) = {width}", (start, end))
+    return any_of([Sql("period >= ? AND period < ? AND length(period) = ?", (start, end, width))
                    for width, spans in ((7, plan.months), (10, plan.days)) for start, end in spans])
 
 
