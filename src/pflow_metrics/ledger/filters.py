@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from pflow_metrics.errors import UsageError
-from pflow_metrics.ledger.sql import Sql, any_of, like, tag_value
+from pflow_metrics.ledger.sql import Sql, any_of, escape_like, like, tag_value
 
 MAX_PATTERN = 1_000  # characters in one --workflow pattern
 # The CI context's commit and branch match --tag like tags: `--tag git_sha=abc` finds a run
@@ -37,23 +37,12 @@ class Filters:
                                  f"at most {MAX_PATTERN:,} are taken")
 
 
-def escape_like(text: str) -> str:
-    """Text that LIKE (with ESCAPE '\\') matches literally."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def glob_to_like(pattern: str) -> str:
     return escape_like(pattern).replace("*", "%").replace("?", "_")
 
 
 def workflow_condition(column: str, patterns: list[str]) -> Sql:
     return any_of([like(column, glob_to_like(pattern)) for pattern in patterns])
-
-
-def window_condition(filters: Filters) -> list[Sql]:
-    """A run is in the window by its start."""
-    return [*([Sql("runs.started_at >= ?", (filters.since,))] if filters.since is not None else []),
-            *([Sql("runs.started_at < ?", (filters.until,))] if filters.until is not None else [])]
 
 
 def ranges_condition(ranges: list[tuple[datetime, datetime]]) -> Sql:
@@ -63,7 +52,11 @@ def ranges_condition(ranges: list[tuple[datetime, datetime]]) -> Sql:
 
 def run_conditions(filters: Filters, dialect: str) -> list[Sql]:
     """Conditions on runs: a run is in the window by its start; --model keeps runs that called it."""
-    conditions = window_condition(filters)
+    conditions = []
+    if filters.since is not None:
+        conditions.append(Sql("runs.started_at >= ?", (filters.since,)))
+    if filters.until is not None:
+        conditions.append(Sql("runs.started_at < ?", (filters.until,)))
     if filters.workflows:
         conditions.append(workflow_condition("runs.workflow", filters.workflows))
     if filters.status:

@@ -78,6 +78,11 @@ def tag_value(dialect: str, key: str, column: str = "runs.tags") -> Sql:
     return Sql(f"({column} ->> CAST(? AS TEXT))", (key,))
 
 
+def escape_like(text: str) -> str:
+    """Text that LIKE (with ESCAPE '\\') matches literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def like(column: str, pattern: str) -> Sql:
     """`column LIKE pattern` with `\\` escaping; case-sensitive on both engines (SQLite
     connections set case_sensitive_like)."""

@@ -38,7 +38,16 @@ from pflow_metrics.ledger.engine import (
     write_connection,
 )
 from pflow_metrics.ledger.rows import call_rows, node_rows, record_from_rows, run_row
-from pflow_metrics.ledger.sql import MAX_IN, EngineConnection, Sql, SqlConnection, SqliteConnection, all_of, like, values_in
+from pflow_metrics.ledger.sql import (
+    MAX_IN,
+    EngineConnection,
+    Sql,
+    SqlConnection,
+    SqliteConnection,
+    escape_like,
+    like,
+    values_in,
+)
 from pflow_metrics.record import MAX_RUN_ID, RunRecord, utcnow
 
 if TYPE_CHECKING:
@@ -224,9 +233,7 @@ class Ledger:
 
     def delete_runs_started_before(self, cutoff: datetime) -> None:
         """Delete old runs with their node executions and LLM calls."""
-        from pflow_metrics.ledger.filters import Filters, window_condition
-
-        old = all_of(window_condition(Filters(until=cutoff)))
+        old = Sql("runs.started_at < ?", (cutoff,))
         with self.sql(write=True) as conn:
             _mark_days(conn, [row["started_at"] for row in conn.dicts(Sql("SELECT started_at FROM runs WHERE ") + old)])
             for table in ("node_executions", "llm_calls"):
@@ -243,8 +250,6 @@ class Ledger:
         """The one run id starting with `prefix`; UsageError if none or several match."""
         if len(prefix) > MAX_RUN_ID:  # no id is that long: no need to ask (nor to build a LIKE)
             raise UsageError(f"no run matches {prefix[:MAX_RUN_ID]!r}...")
-        from pflow_metrics.ledger.filters import escape_like
-
         with self.sql() as conn:
             ids = [run_id for (run_id,) in conn.rows(Sql("SELECT id FROM runs WHERE ")
                                                       + like("id", escape_like(prefix) + "%") + " LIMIT 2")]
