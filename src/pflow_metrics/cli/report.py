@@ -35,8 +35,8 @@ from pflow_metrics.cli.render import (
     to_json,
 )
 from pflow_metrics.errors import UsageError
+from pflow_metrics.record import TOKEN_FIELDS as TOKENS
 
-TOKENS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens", "thinking_tokens")
 TOTALS = ("calls", *TOKENS, "unpriced_calls", "cost_usd", "cost_is_lower_bound")
 SUMMARY = columns("since", "until", "runs", "success_rate", "failed", "crashed", "budget_exceeded", "cost_usd",
                   "cost_is_lower_bound", "cost_per_run", "previous_cost_usd", "calls", *TOKENS,

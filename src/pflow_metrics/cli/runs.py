@@ -35,10 +35,10 @@ from pflow_metrics.cli.render import (
 from pflow_metrics.errors import UsageError
 from pflow_metrics.money import known_cost
 from pflow_metrics.record import MAX_COUNT, TOKEN_KINDS
+from pflow_metrics.record import TOKEN_FIELDS as TOKENS
 
 app = typer.Typer(help="List recorded runs and show one in detail.", no_args_is_help=True)
 
-TOKENS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens", "thinking_tokens")
 LISTED = columns("run_id", "workflow", "status", "started_at", "duration_ms", "cost_usd", "cost_is_lower_bound",
                  "unpriced_calls", *TOKENS[:2], "error", hidden=(*TOKENS[:2], "error"))
 RUN = columns("run_id", "workflow", "status", "started_at", "ended_at", "duration_ms", "cost_usd",
