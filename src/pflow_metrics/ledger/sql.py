@@ -98,10 +98,8 @@ def bound(value: Any, dialect: str) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the ledger; use an aware UTC time")
-        if dialect == SQLITE:
-            value = value.astimezone(UTC)
-            return (f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
-                    f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}")
+        if dialect == SQLITE:  # isoformat writes four-digit years, unlike strftime's %Y
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
         return value
     if isinstance(value, dict | list):
         return json.dumps(value)
