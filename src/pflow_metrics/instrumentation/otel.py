@@ -39,7 +39,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from pflow_metrics.cli.render import one_line, warning_line
 from pflow_metrics.record import LLMCallRecord, NodeRecord, RunRecord
 from pflow_metrics.redaction import redact_text
 
@@ -331,7 +330,7 @@ def send(exporter: OTLPSpanExporter, spans: list[ReadableSpan]) -> None:
             result = SpanExportResult.FAILURE
     if result is not SpanExportResult.SUCCESS:
         reason = _reason(lines)
-        raise OtelExportError(one_line(redact_text(f"to {endpoint_of(exporter)}: {reason.rstrip('.')}")))
+        raise OtelExportError(_one_line(f"to {endpoint_of(exporter)}: {reason.rstrip('.')}"))
 
 
 def _reason(lines: list[str]) -> str:
@@ -485,7 +484,7 @@ class LiveSender:
             import sys
 
             self.told = True
-            sys.stderr.write(warning_line(self._message()) + "\n")
+            sys.stderr.write(f"pflow-metrics: warning: {self._message()}\n")
             sys.stderr.flush()
 
     def _tell_warning(self) -> None:
@@ -502,4 +501,10 @@ class LiveSender:
         runs = f"{self.unsent} run{'s' if self.unsent != 1 else ''}"
         text = (f"OpenTelemetry export {self.failure}; {runs} not sent, and no more from this process "
                 f"(the ledger has them: `pflow-metrics export --format otlp` sends them later)")
-        return one_line(redact_text(text))
+        return _one_line(text)
+
+
+def _one_line(text: str) -> str:
+    """A message for stderr: redacted, on one line, control characters shown escaped."""
+    text = " ".join(redact_text(text).split())
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
