@@ -112,7 +112,6 @@ class Section:
     title: str = ""
     one: bool = False
     total: Any = None  # a total row, in tables and markdown only
-    extra: str = ""  # text after the table in table and markdown output (a chart, a note)
     empty: str = ""  # what a table says instead of a table without rows
 
 
@@ -165,7 +164,7 @@ def render_sections(sections: Sequence[Section], fmt: Any, chosen: Any = None) -
         title = (f"### {section.title}" if fmt == "markdown" else section.title) if section.title else ""
         body = (render_rows(section.rows, section.columns, fmt, total=section.total, one=section.one)
                 if section.rows else section.empty)
-        parts.append("\n".join(part for part in (title, body, section.extra) if part))
+        parts.append("\n".join(part for part in (title, body) if part))
     return "\n\n".join(part for part in parts if part)
 
 
