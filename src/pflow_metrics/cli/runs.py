@@ -64,9 +64,9 @@ def runs_list(ctx: typer.Context, since: Since = "7d", until: Until = None, work
     from pflow_metrics.ledger.queries import list_runs
 
     filters = build_filters(since, until, workflow, model, status, tag)
-    ledger = open_existing_ledger(ctx)
     if limit > MAX_COUNT:
         raise UsageError(f"--limit: at most {MAX_COUNT}, got {limit}")
+    ledger = open_existing_ledger(ctx)
     rows = list_runs(ledger, filters, limit) if ledger is not None else []
     for row in rows:  # the run record's names
         row["run_id"] = row.pop("id")
