@@ -401,7 +401,7 @@ def snapshot(baseline: dict[str, list[RunValues]], selection: dict[str, Any], no
             "workflows": {name: [asdict(run) for run in runs] for name, runs in sorted(baseline.items())}}
 
 
-_RUN_KEYS = {f for f in RunValues.__dataclass_fields__}
+_RUN_KEYS = set(RunValues.__dataclass_fields__)
 
 
 def read_snapshot(data: bytes, source: str) -> tuple[dict[str, list[RunValues]], dict[str, Any]]:
