@@ -410,13 +410,12 @@ RUN_VALUES = ("run_id", "workflow", "status", "started_at", "duration_ms", "llm_
               "unpriced_calls", "tags")
 
 
-def iter_records(ledger: Ledger, filters: Filters, chunk: int = 500) -> Iterator[RunRecord]:
-    """Run records in the window, oldest first, read a chunk at a time."""
+def iter_records(ledger: Ledger, filters: Filters) -> Iterator[RunRecord]:
+    """Run records in the window, oldest first, read a chunk at a time (Ledger.iter_runs)."""
     with ledger.sql() as conn:
         ids = [run_id for (run_id,) in conn.rows(Sql("SELECT id") + _runs_where(filters, conn.dialect)
                                                    + " ORDER BY started_at")]
-    for start in range(0, len(ids), chunk):
-        yield from ledger.iter_runs(ids[start:start + chunk])
+    yield from ledger.iter_runs(ids)
 
 
 PRUNE_BATCH = 1_000  # runs deleted per transaction when prune reports progress
