@@ -18,7 +18,6 @@ escapes control characters itself)."""
 
 from __future__ import annotations
 
-import csv
 import io
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -122,6 +121,8 @@ def render_rows(rows: Sequence[Any], cols: Sequence[Column], fmt: Any, *, total:
     if fmt == "json":
         return to_json(json_row(rows[0], cols) if one else json_rows(rows, cols))
     if fmt == "csv":
+        import csv
+
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow([column.name for column in cols])
