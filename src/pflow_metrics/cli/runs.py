@@ -87,13 +87,13 @@ def runs_show(ctx: typer.Context,
                        "Example: --section calls.")] = None,
               output: Output = None) -> None:
     """One run: its figures, node timeline and LLM calls. --format json gives the run record."""
+    if format is PageFormat.html and section is not None:
+        raise UsageError("--section: an HTML page has every section; leave out --section")
     ledger = open_existing_ledger(ctx)
     if ledger is None:
         raise UsageError(f"no run matches {run_id!r}")
     record = ledger.get_run(run_id)
     if format is PageFormat.html:
-        if section is not None:
-            raise UsageError("--section: an HTML page has every section; leave out --section")
         from pflow_metrics.html import (
             run_page,  # the page and its extra: only when asked
         )
