@@ -192,10 +192,20 @@ def _sqlite_file_revision(path: Path) -> str | None:
 
 
 def _sqlite_file_error(path: Path, exc: sqlite3.Error) -> Exception:
-    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if any(marker in detail for marker in ("not a database", "malformed", "file is encrypted")):
+    detail = _sqlite_detail(exc)
+    if _damaged(detail):
         return LedgerError(f"ledger {path} is damaged or not a SQLite database: {detail}")
     return LedgerUnavailable(f"ledger {path} cannot be used now: {detail}")
+
+
+def _sqlite_detail(exc: sqlite3.Error) -> str:
+    """The first line of a sqlite3 error (its class name when it has no text)."""
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _damaged(detail: str) -> bool:
+    """Whether a SQLite error says the file is damaged or not a database at all."""
+    return any(marker in detail for marker in ("not a database", "malformed", "file is encrypted"))
 
 
 def _classify(where: str, names: set[str], revision: str | None, newer_ok: bool = False) -> str | None:
@@ -348,15 +358,14 @@ def describe_db_error(engine: Engine, exc: DBAPIError) -> Exception:
 
 def describe_sqlite_error(where: str, exc: sqlite3.Error) -> Exception:
     """describe_db_error for the stdlib sqlite3 module's errors."""
-    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return _ledger_error(where, "sqlite", detail, isinstance(exc, sqlite3.OperationalError))
+    return _ledger_error(where, "sqlite", _sqlite_detail(exc), isinstance(exc, sqlite3.OperationalError))
 
 
 def _ledger_error(where: str, dialect: str, detail: str, operational: bool) -> Exception:
     from pflow_metrics.redaction import redact_text
 
     detail = redact_text(detail)
-    if dialect == "sqlite" and any(marker in detail for marker in ("not a database", "malformed", "file is encrypted")):
+    if dialect == "sqlite" and _damaged(detail):
         return LedgerError(f"ledger {where} is damaged or not a SQLite database: {detail}")
     if "integer overflow" in detail:  # only values written around pflow-metrics' limits can do it
         return LedgerError(f"ledger {where}: a total is past 64 bits and cannot be added up exactly "
