@@ -14,7 +14,7 @@ from typing import BinaryIO
 import typer
 
 from pflow_metrics.cli.options import open_ledger
-from pflow_metrics.cli.render import warning_line
+from pflow_metrics.cli.render import progress_bar, warning_line
 from pflow_metrics.errors import EXIT_FAILURE, UsageError
 
 
@@ -70,10 +70,10 @@ def _ingest_jsonl(ctx: typer.Context, files: list[str]) -> None:
             source = nullcontext(sys.stdin.buffer) if name == "-" else Path(name).open("rb")
         except OSError as exc:
             raise UsageError(f"cannot read {name}: {exc.strerror}") from None
-        with source as stream, _progress(f"ingesting {name}") as advance:
+        with source as stream, progress_bar(f"ingesting {name}", "bytes") as advance:
             size = _size(stream)
             lines = _read_lines(stream, name)
-            if size:
+            if size and advance:
                 lines = _counted(lines, lambda done, size=size: advance(done, size))
             result = ingest_lines(ledger, lines)
         landed += result.landed
@@ -96,7 +96,7 @@ def _ingest_llm(ctx: typer.Context, paths: list[str], workflow: str | None, stor
         raise UsageError("--workflow: must not be empty")
     logs = read_llm_logs(paths[0] if paths else None, store_prompts=store_prompts)  # refused before the ledger opens
     ledger = open_ledger(ctx)
-    with _progress("importing llm logs") as advance:
+    with progress_bar("importing llm logs", "responses") as advance:
         result = import_llm_logs(ledger, logs, workflow=workflow or WORKFLOW, progress=advance)
     for response_id, message in result.problems:
         typer.echo(warning_line(f"llm response {response_id}: skipped: {message}"), err=True)
@@ -110,32 +110,6 @@ def _ingest_llm(ctx: typer.Context, paths: list[str], workflow: str | None, stor
     typer.echo(line + (f"; {len(result.problems)} skipped" if result.problems else ""))
     if result.problems:
         sys.exit(EXIT_FAILURE)
-
-
-class _progress:
-    """A progress bar on stderr when it is a terminal, nothing in a pipe; the bar starts when
-    the total is known: `advance(done, total)`."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.bar = None
-        self.shown = 0
-
-    def __enter__(self) -> Callable[[int, int], None]:
-        return self.advance
-
-    def advance(self, done: int, total: int) -> None:
-        if self.bar is None:
-            # click would still print the label once in a pipe: hide the whole bar there.
-            self.bar = typer.progressbar(length=total, label=self.label, file=sys.stderr,
-                                         hidden=not sys.stderr.isatty())
-            self.bar.__enter__()
-        self.bar.update(done - self.shown)
-        self.shown = done
-
-    def __exit__(self, *exc_info) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc_info)
 
 
 def _size(stream: BinaryIO) -> int | None:

@@ -312,8 +312,8 @@ def emit(text: str, output: Path | None) -> None:
 
 @contextmanager
 def progress_bar(label: str, unit: str) -> Iterator[Callable[[int, int], None] | None]:
-    """A `progress(done, total)` callback for the library that draws a bar with counts and rate
-    on stderr, or None when stderr is not a terminal: pipes, files and CI logs get no bar."""
+    """A `progress(done, total)` callback for the library that draws a bar with counts, percent
+    and rate on stderr, or None when stderr is not a terminal: pipes, files and CI logs get no bar."""
     if not sys.stderr.isatty():
         yield None
         return
@@ -326,7 +326,7 @@ def progress_bar(label: str, unit: str) -> Iterator[Callable[[int, int], None] |
     def update(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = typer.progressbar(length=total, label=label, file=sys.stderr, show_pos=True, show_eta=False,
+            bar = typer.progressbar(length=total, label=label, file=sys.stderr, show_pos=True, show_percent=True, show_eta=False,
                                     item_show_func=lambda rate: rate)
             bar.__enter__()
         rate = done / max(time.perf_counter() - started, 1e-9)
